@@ -1,0 +1,228 @@
+"""Parameters, the forward pass and backpropagation.
+
+Weights use the notebook's orientation: `W` has shape `(n_out, n_in)` and a layer's
+aggregate is `a = W @ x + b`; on a batch `X` of shape `(n_samples, n_in)` that is
+`A = X @ W.T + b`. All weights and biases live in one flat vector so an optimizer step
+is a few vectorized calls whatever the depth.
+"""
+
+from collections.abc import Callable, Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from .activations import HIDDEN, OUTPUT
+from .errors import SpecError
+from .initializers import INITIALIZERS
+from .losses import CANONICAL_PAIRS, LOSSES
+from .spec import NetworkSpec
+
+
+class Parameters:
+    """A flat vector with per-layer views: `weights[l]` `(n_out, n_in)`, `biases[l]` `(n_out,)`."""
+
+    def __init__(self, layers: Sequence[int], flat: np.ndarray) -> None:
+        self.layers = tuple(layers)
+        self.flat = flat
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+        # Each layer's weights and bias are one contiguous part, so the dirty update rule
+        # can step one layer at a time.
+        self.layer_parts: list[slice] = []
+        offset = 0
+        for n_in, n_out in pairwise(self.layers):
+            start = offset
+            self.weights.append(flat[offset : offset + n_out * n_in].reshape(n_out, n_in))
+            offset += n_out * n_in
+            self.biases.append(flat[offset : offset + n_out])
+            offset += n_out
+            self.layer_parts.append(slice(start, offset))
+        if offset != flat.size:
+            raise ValueError(f"flat vector has {flat.size} values, layers need {offset}")
+
+    @classmethod
+    def zeros(cls, layers: Sequence[int], dtype: np.dtype | str = "float64") -> "Parameters":
+        size = sum((n_in + 1) * n_out for n_in, n_out in pairwise(layers))
+        return cls(layers, np.zeros(size, dtype=dtype))
+
+    @classmethod
+    def initialize(
+        cls, spec: NetworkSpec, rng: np.random.Generator, dtype: np.dtype | str = "float64"
+    ) -> "Parameters":
+        """Draw fresh parameters with the spec's initializer, layer by layer, from `rng`."""
+        params = cls.zeros(spec.layers, "float64")
+        init = INITIALIZERS[spec.init]
+        for weights, bias in zip(params.weights, params.biases, strict=True):
+            init(weights, bias, rng)
+        return params.astype(dtype)
+
+    @classmethod
+    def from_layers(
+        cls,
+        layers: Sequence[int],
+        values: Any,
+        dtype: np.dtype | str = "float64",
+        field: str = "parameters",
+    ) -> "Parameters":
+        """Build from `{"layers": [{"weights": [[...]], "bias": [...]}, ...]}`, checking shapes."""
+        items = values.get("layers") if isinstance(values, dict) else None
+        if not isinstance(items, list) or len(items) != len(layers) - 1:
+            raise SpecError(f"{field}.layers", f"must list {len(layers) - 1} layers")
+        params = cls.zeros(layers, dtype)
+        for index, item in enumerate(items):
+            where = f"{field}.layers[{index}]"
+            if not isinstance(item, dict):
+                raise SpecError(where, "must be an object with weights and bias")
+            for name, target in (
+                ("weights", params.weights[index]),
+                ("bias", params.biases[index]),
+            ):
+                try:
+                    array = np.asarray(item.get(name), dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise SpecError(f"{where}.{name}", "must be numbers") from None
+                if array.shape != target.shape:
+                    raise SpecError(
+                        f"{where}.{name}", f"must have shape {target.shape}, got {array.shape}"
+                    )
+                if not np.isfinite(array).all():
+                    raise SpecError(f"{where}.{name}", "must be finite (no NaN or infinity)")
+                target[...] = array
+        return params
+
+    def to_layers(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "layers": [
+                {"weights": w.tolist(), "bias": b.tolist()}
+                for w, b in zip(self.weights, self.biases, strict=True)
+            ]
+        }
+
+    def copy(self) -> "Parameters":
+        return Parameters(self.layers, self.flat.copy())
+
+    def astype(self, dtype: np.dtype | str) -> "Parameters":
+        return Parameters(self.layers, self.flat.astype(dtype))
+
+
+class Workspace:
+    """Buffers for one batch size, reused on every step so the hot loop allocates nothing.
+
+    `aggregates[l]` and `activations[l]` are `(batch, n_units)` for layer `l` (the input
+    layer excluded); `deltas[l]` is d(loss)/d(aggregates[l]).
+    """
+
+    def __init__(self, spec: NetworkSpec, batch: int, dtype: np.dtype) -> None:
+        widths = spec.layers[1:]
+        last = len(widths) - 1
+        self.aggregates = [np.zeros((batch, n), dtype) for n in widths]
+        self.activations = [
+            a if self._is_identity(spec, index == last) else np.zeros_like(a)
+            for index, a in enumerate(self.aggregates)
+        ]
+        self.deltas = [np.zeros((batch, n), dtype) for n in widths]
+        self.batch = batch
+
+    @staticmethod
+    def _is_identity(spec: NetworkSpec, output: bool) -> bool:
+        name = spec.output_activation if output else spec.hidden_activation
+        return name == "identity"
+
+
+class Backprop:
+    """Forward and backward passes for one network spec and loss."""
+
+    def __init__(self, spec: NetworkSpec, loss: str, l2: float = 0.0) -> None:
+        self.spec = spec
+        self.n_layers = len(spec.layers) - 1
+        self.hidden_forward, self.hidden_backward = HIDDEN[spec.hidden_activation]
+        self.output_forward, self.output_backward = OUTPUT[spec.output_activation]
+        self.loss_name = loss
+        self.per_sample_loss, self.loss_gradient = LOSSES[loss]
+        self.canonical = (spec.output_activation, loss) in CANONICAL_PAIRS
+        self.l2 = l2
+
+    def forward(self, params: Parameters, inputs: np.ndarray, ws: Workspace) -> np.ndarray:
+        """Fill the workspace's aggregates and activations; return the outputs `(batch, n_out)`."""
+        h = inputs
+        last = self.n_layers - 1
+        for layer in range(self.n_layers):
+            a = ws.aggregates[layer]
+            np.matmul(h, params.weights[layer].T, out=a)
+            a += params.biases[layer]
+            h = ws.activations[layer]
+            if layer == last:
+                self.output_forward(a, h)
+            else:
+                self.hidden_forward(a, h)
+        return h
+
+    def output_error(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> None:
+        """d(loss)/d(outputs), per sample, into `out`."""
+        self.loss_gradient(outputs, targets, out)
+
+    def backward(
+        self,
+        params: Parameters,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        ws: Workspace,
+        grads: Parameters,
+        apply_layer: Callable[[int], None] | None = None,
+    ) -> None:
+        """Fill `grads` with d(mean batch loss)/d(params) after `forward` on the same inputs.
+
+        With `apply_layer` (the dirty update rule) each layer is updated as soon as its
+        gradient is known, and the error is propagated below it through the updated weights.
+        """
+        last = self.n_layers - 1
+        delta = ws.deltas[last]
+        outputs = ws.activations[last]
+        if self.canonical:
+            # identity+mse, sigmoid+binary cross-entropy, softmax+categorical cross-entropy:
+            # d(loss)/d(aggregate) is exactly output - target.
+            np.subtract(outputs, targets, out=delta)
+        else:
+            self.loss_gradient(outputs, targets, delta)
+            self.output_backward(ws.aggregates[last], outputs, delta)
+        if ws.batch != 1:
+            delta *= 1.0 / ws.batch
+        for layer in range(last, -1, -1):
+            below = inputs if layer == 0 else ws.activations[layer - 1]
+            np.matmul(delta.T, below, out=grads.weights[layer])
+            np.sum(delta, axis=0, out=grads.biases[layer])
+            if self.l2:
+                grads.weights[layer] += self.l2 * params.weights[layer]
+            if apply_layer is not None:
+                apply_layer(layer)
+            if layer:
+                below_delta = ws.deltas[layer - 1]
+                np.matmul(delta, params.weights[layer], out=below_delta)
+                self.hidden_backward(
+                    ws.aggregates[layer - 1], ws.activations[layer - 1], below_delta
+                )
+                delta = below_delta
+
+    def loss(self, params: Parameters, inputs: np.ndarray, targets: np.ndarray) -> float:
+        """Mean loss over the samples, plus the L2 penalty `l2 / 2 * sum(W ** 2)`."""
+        outputs = predict(self.spec, params, inputs)
+        value = float(self.per_sample_loss(outputs, targets).mean())
+        if self.l2:
+            value += 0.5 * self.l2 * sum(float(np.sum(w * w)) for w in params.weights)
+        return value
+
+    def gradients(self, params: Parameters, inputs: np.ndarray, targets: np.ndarray) -> Parameters:
+        """d(`loss`)/d(params) for the whole of `inputs` as one batch."""
+        ws = Workspace(self.spec, len(inputs), params.flat.dtype)
+        grads = Parameters.zeros(params.layers, params.flat.dtype)
+        self.forward(params, inputs, ws)
+        self.backward(params, inputs, targets, ws, grads)
+        return grads
+
+
+def predict(spec: NetworkSpec, params: Parameters, inputs: np.ndarray) -> np.ndarray:
+    """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`."""
+    inputs = np.asarray(inputs, dtype=params.flat.dtype)
+    ws = Workspace(spec, len(inputs), params.flat.dtype)
+    return Backprop(spec, "mse").forward(params, inputs, ws)

@@ -1,0 +1,307 @@
+"""The training loop: one record per epoch, checkpoints that resume bit for bit."""
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import SpecError
+from .model import Model, check_inputs
+from .network import Backprop, Parameters, Workspace, predict
+from .optimizers import make_optimizer
+from .schedules import SCHEDULES
+from .serialization import pack, unpack
+from .spec import NetworkSpec, RunSpec
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch did. `loss` is the mean of its batch losses (before each update, L2
+    penalty excluded); `rmse` is the notebook's root-mean-square error over the same outputs."""
+
+    epoch: int
+    loss: float
+    rmse: float
+    learning_rate: float
+    val_loss: float | None = None
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_data(
+    inputs: object, targets: object, network: NetworkSpec, loss: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs `(n, n_inputs)` and targets `(n, n_outputs)` as float64, checked against `network`."""
+    try:
+        x = np.asarray(inputs, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError("inputs", "must be a list of rows of numbers") from None
+    if x.ndim == 2 and x.shape[0] and x.shape[1] != network.n_inputs:
+        raise SpecError(
+            "network.layers[0]",
+            f"input width {network.n_inputs} does not match the data's {x.shape[1]} features",
+        )
+    x = check_inputs(x, network.n_inputs)
+    try:
+        t = np.asarray(targets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError("targets", "must be a list of rows of numbers") from None
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.ndim != 2 or t.shape[0] != x.shape[0]:
+        raise SpecError("targets", f"must have one row per input row ({x.shape[0]}), got {t.shape}")
+    if t.shape[1] != network.n_outputs:
+        raise SpecError(
+            f"network.layers[{len(network.layers) - 1}]",
+            f"output width {network.n_outputs} does not match the data's {t.shape[1]} targets",
+        )
+    if not np.isfinite(t).all():
+        row = int(np.argwhere(~np.isfinite(t))[0][0])
+        raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
+    if loss in ("binary_crossentropy", "categorical_crossentropy") and (t.min() < 0 or t.max() > 1):
+        raise SpecError("targets", f"{loss} needs targets between 0 and 1")
+    return x, t
+
+
+class Trainer:
+    """Trains one network on one data set; `run()` yields an `EpochRecord` per epoch.
+
+    All randomness (initialization, then shuffling) comes from one generator seeded by
+    `training.seed`; the validation split has a stream of its own so that it can be
+    recomputed on resume. A checkpoint holds the parameters, optimizer state, generator
+    state, epoch and early-stopping state.
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        inputs: object,
+        targets: object,
+        checkpoint: bytes | None = None,
+        initial_parameters: Parameters | None = None,
+    ) -> None:
+        self.spec = spec
+        network, training = spec.network, spec.training
+        self.dtype = np.dtype(training.dtype)
+        x, t = check_data(inputs, targets, network, training.loss)
+        self.train_x, self.train_t, self.val_x, self.val_t = self._split(x, t)
+        self.backprop = Backprop(network, training.loss, training.l2)
+        self.rng = np.random.default_rng(training.seed)
+        if initial_parameters is not None:
+            if initial_parameters.layers != network.layers:
+                raise SpecError("parameters", "do not match network.layers")
+            self.params = initial_parameters.astype(self.dtype)
+        else:
+            self.params = Parameters.initialize(network, self.rng, self.dtype)
+        self.grads = Parameters.zeros(network.layers, self.dtype)
+        self.optimizer = make_optimizer(
+            training.optimizer,
+            self.params.flat.size,
+            self.dtype,
+            momentum=training.momentum,
+            beta1=training.beta1,
+            beta2=training.beta2,
+            epsilon=training.epsilon,
+        )
+        self.epoch = 0
+        self.stop_reason: str | None = None
+        self.diverged = False
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_flat: np.ndarray | None = None
+        self.epochs_without_improvement = 0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+        n = len(self.train_x)
+        self.batch = min(training.batch_size or n, n)
+        self._full = Workspace(network, self.batch, self.dtype)
+        self._tail = Workspace(network, n % self.batch, self.dtype) if n % self.batch else None
+        self._outputs = np.zeros(self.train_t.shape, self.dtype)
+        self._shuffled_x = np.zeros_like(self.train_x)
+        self._shuffled_t = np.zeros_like(self.train_t)
+        self._batch_starts = np.arange(0, n, self.batch)
+        self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
+
+    def _split(
+        self, x: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        fraction = self.spec.training.validation_split
+        x, t = x.astype(self.dtype), t.astype(self.dtype)
+        if not fraction:
+            return x, t, None, None
+        n_val = round(fraction * len(x))
+        if n_val < 1 or n_val >= len(x):
+            raise SpecError(
+                "training.validation_split",
+                f"{fraction:g} of {len(x)} samples leaves no training or no validation samples",
+            )
+        order = np.random.default_rng([self.spec.training.seed, 1]).permutation(len(x))
+        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        return x[train], t[train], x[val], t[val]
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None or self.epoch >= self.spec.training.epochs
+
+    def run(self) -> Iterator[EpochRecord]:
+        """Train until the last epoch, early stopping or divergence, yielding each epoch."""
+        while not self.done:
+            record = self.train_epoch()
+            if record is not None:
+                yield record
+
+    def learning_rate(self, epoch: int) -> float:
+        t = self.spec.training
+        schedule = SCHEDULES[t.lr_schedule]
+        return schedule(t.learning_rate, epoch, t.lr_decay, t.lr_decay_every, t.epochs)
+
+    def train_epoch(self) -> EpochRecord | None:
+        """One pass over the training data; None if it diverged (and the run stopped)."""
+        training = self.spec.training
+        lr = self.learning_rate(self.epoch)
+        if training.shuffle:
+            order = self.rng.permutation(len(self.train_x))
+            np.take(self.train_x, order, axis=0, out=self._shuffled_x)
+            np.take(self.train_t, order, axis=0, out=self._shuffled_t)
+            inputs, targets = self._shuffled_x, self._shuffled_t
+        else:
+            inputs, targets = self.train_x, self.train_t
+        before = self.params.flat.copy()
+        self._train_batches(inputs, targets, lr, training.update_rule == "dirty")
+        self.epoch += 1
+
+        losses = self.backprop.per_sample_loss(self._outputs, targets).astype(np.float64)
+        loss = float((np.add.reduceat(losses, self._batch_starts) / self._batch_sizes).mean())
+        if not (math.isfinite(loss) and np.isfinite(self.params.flat).all()):
+            self.params.flat[...] = before
+            self.diverged = True
+            self.stop_reason = (
+                f"diverged at epoch {self.epoch}: the training loss became {loss}; "
+                f"kept the weights from the end of epoch {self.epoch - 1}"
+            )
+            return None
+        record = EpochRecord(
+            epoch=self.epoch,
+            loss=loss,
+            rmse=float(np.sqrt(np.mean((self._outputs - targets).astype(np.float64) ** 2))),
+            learning_rate=lr,
+            accuracy=self._accuracy(self._outputs, targets),
+        )
+        if self.val_x is not None and self.val_t is not None:
+            val_outputs = predict(self.spec.network, self.params, self.val_x)
+            record = EpochRecord(
+                **{
+                    **record.to_dict(),
+                    "val_loss": float(
+                        self.backprop.per_sample_loss(val_outputs, self.val_t).mean()
+                    ),
+                    "val_accuracy": self._accuracy(val_outputs, self.val_t),
+                }
+            )
+        self._early_stopping(record)
+        return record
+
+    def _train_batches(
+        self, inputs: np.ndarray, targets: np.ndarray, lr: float, dirty: bool
+    ) -> None:
+        # The hot loop: every NumPy call removed here counts for per-sample training.
+        params, grads, optimizer, backprop = self.params, self.grads, self.optimizer, self.backprop
+        flat, grad_flat, outputs = params.flat, grads.flat, self._outputs
+        everything = slice(None)
+        parts = params.layer_parts
+
+        def apply_layer(layer: int) -> None:
+            optimizer.apply(flat, grad_flat, parts[layer], lr)
+
+        n, batch, full = len(inputs), self.batch, self._full
+        for start in range(0, n, batch):
+            stop = start + batch
+            ws = full if stop <= n else self._tail
+            assert ws is not None
+            x, t = inputs[start:stop], targets[start:stop]
+            outputs[start:stop] = backprop.forward(params, x, ws)
+            optimizer.begin_step()
+            if dirty:
+                backprop.backward(params, x, t, ws, grads, apply_layer)
+            else:
+                backprop.backward(params, x, t, ws, grads)
+                optimizer.apply(flat, grad_flat, everything, lr)
+
+    def _accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
+        activation = self.spec.network.output_activation
+        if activation == "softmax":
+            return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1)))
+        if activation == "sigmoid":
+            return float(np.mean((outputs >= 0.5) == (targets >= 0.5)))
+        return None
+
+    def _early_stopping(self, record: EpochRecord) -> None:
+        training = self.spec.training
+        patience = training.early_stopping_patience
+        if patience is None:
+            return
+        monitored = record.val_loss if record.val_loss is not None else record.loss
+        if monitored < self.best_loss - training.early_stopping_min_delta:
+            self.best_loss, self.best_epoch = monitored, record.epoch
+            self.best_flat = self.params.flat.copy()
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        name = "validation loss" if record.val_loss is not None else "training loss"
+        if self.epochs_without_improvement >= patience:
+            self.stop_reason = (
+                f"early stopping at epoch {record.epoch}: no {name} improvement for "
+                f"{patience} epochs; restored the weights of epoch {self.best_epoch}"
+            )
+        if self.done and self.best_flat is not None:
+            # With early stopping on, the model is always the best epoch's weights.
+            self.params.flat[...] = self.best_flat
+
+    def model(self) -> Model:
+        """The current weights as a standalone model."""
+        return Model(self.spec.network, self.params.copy())
+
+    def checkpoint(self) -> bytes:
+        """Everything needed to continue this run exactly, as bytes."""
+        meta = {
+            "spec": self.spec.to_dict(),
+            "n_train": len(self.train_x),
+            "epoch": self.epoch,
+            "rng": self.rng.bit_generator.state,
+            "stop_reason": self.stop_reason,
+            "diverged": self.diverged,
+            "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
+            "best_epoch": self.best_epoch,
+            "epochs_without_improvement": self.epochs_without_improvement,
+        }
+        arrays = {"params": self.params.flat}
+        if self.best_flat is not None:
+            arrays["best_params"] = self.best_flat
+        arrays.update({f"optimizer.{k}": v for k, v in self.optimizer.state().items()})
+        return pack("checkpoint", meta, arrays)
+
+    def _restore(self, data: bytes) -> None:
+        meta, arrays = unpack("checkpoint", data)
+        if meta["spec"] != self.spec.to_dict():
+            raise SpecError("checkpoint", "was made for a different spec")
+        if meta["n_train"] != len(self.train_x):
+            raise SpecError("checkpoint", "was made for a data set of another size")
+        self.params.flat[...] = arrays["params"]
+        self.rng.bit_generator.state = meta["rng"]
+        self.epoch = meta["epoch"]
+        self.stop_reason = meta["stop_reason"]
+        self.diverged = meta["diverged"]
+        self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
+        self.best_epoch = meta["best_epoch"]
+        self.epochs_without_improvement = meta["epochs_without_improvement"]
+        self.best_flat = arrays.get("best_params")
+        prefix = "optimizer."
+        self.optimizer.load_state(
+            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        )
