@@ -4,6 +4,11 @@ Weights use the notebook's orientation: `W` has shape `(n_out, n_in)` and a laye
 aggregate is `a = W @ x + b`; on a batch `X` of shape `(n_samples, n_in)` that is
 `A = X @ W.T + b`. All weights and biases live in one flat vector so an optimizer step
 is a few vectorized calls whatever the depth.
+
+Each layer is stored as one block `[W | b]` of shape `(n_out, n_in + 1)`, and every
+layer's input carries a trailing column of ones, so one matmul computes `X @ W.T + b`
+and one matmul gives both the weight and the bias gradient: per-sample training is
+bound by the number of NumPy calls, not by arithmetic.
 """
 
 from collections.abc import Callable, Sequence
@@ -20,24 +25,27 @@ from .spec import NetworkSpec
 
 
 class Parameters:
-    """A flat vector with per-layer views: `weights[l]` `(n_out, n_in)`, `biases[l]` `(n_out,)`."""
+    """A flat vector with per-layer views: `blocks[l]` `(n_out, n_in + 1)` holding
+    `weights[l]` `(n_out, n_in)` and, in its last column, `biases[l]` `(n_out,)`."""
 
     def __init__(self, layers: Sequence[int], flat: np.ndarray) -> None:
         self.layers = tuple(layers)
         self.flat = flat
+        self.blocks: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []
-        # Each layer's weights and bias are one contiguous part, so the dirty update rule
-        # can step one layer at a time.
+        # Each layer is one contiguous part, so the dirty update rule can step one layer
+        # at a time.
         self.layer_parts: list[slice] = []
         offset = 0
         for n_in, n_out in pairwise(self.layers):
-            start = offset
-            self.weights.append(flat[offset : offset + n_out * n_in].reshape(n_out, n_in))
-            offset += n_out * n_in
-            self.biases.append(flat[offset : offset + n_out])
-            offset += n_out
-            self.layer_parts.append(slice(start, offset))
+            part = slice(offset, offset + n_out * (n_in + 1))
+            block = flat[part].reshape(n_out, n_in + 1)
+            self.blocks.append(block)
+            self.weights.append(block[:, :n_in])
+            self.biases.append(block[:, n_in])
+            self.layer_parts.append(part)
+            offset = part.stop
         if offset != flat.size:
             raise ValueError(f"flat vector has {flat.size} values, layers need {offset}")
 
@@ -106,28 +114,34 @@ class Parameters:
         return Parameters(self.layers, self.flat.astype(dtype))
 
 
+def with_ones(inputs: np.ndarray, dtype: np.dtype | str | None = None) -> np.ndarray:
+    """Inputs `(n, k)` with a trailing column of ones, `(n, k + 1)`: the bias's input."""
+    augmented = np.ones((inputs.shape[0], inputs.shape[1] + 1), dtype or inputs.dtype)
+    augmented[:, :-1] = inputs
+    return augmented
+
+
 class Workspace:
     """Buffers for one batch size, reused on every step so the hot loop allocates nothing.
 
-    `aggregates[l]` and `activations[l]` are `(batch, n_units)` for layer `l` (the input
-    layer excluded); `deltas[l]` is d(loss)/d(aggregates[l]).
+    For layer `l` (the input layer excluded): `aggregates[l]` `(batch, n_units)`;
+    `activations[l]` the same values after the activation, a view into `inputs_of[l+1]`,
+    the next layer's input `(batch, n_units + 1)` whose last column is ones; `deltas[l]`
+    is d(loss)/d(aggregates[l]).
     """
 
-    def __init__(self, spec: NetworkSpec, batch: int, dtype: np.dtype) -> None:
+    def __init__(self, spec: NetworkSpec, batch: int, dtype: np.dtype | str) -> None:
         widths = spec.layers[1:]
-        last = len(widths) - 1
         self.aggregates = [np.zeros((batch, n), dtype) for n in widths]
-        self.activations = [
-            a if self._is_identity(spec, index == last) else np.zeros_like(a)
-            for index, a in enumerate(self.aggregates)
-        ]
+        self.inputs_of = [np.ones((batch, n + 1), dtype) for n in widths[:-1]]
+        self.activations = [augmented[:, :-1] for augmented in self.inputs_of]
+        self.activations.append(
+            self.aggregates[-1]
+            if spec.output_activation == "identity"
+            else np.zeros((batch, widths[-1]), dtype)
+        )
         self.deltas = [np.zeros((batch, n), dtype) for n in widths]
         self.batch = batch
-
-    @staticmethod
-    def _is_identity(spec: NetworkSpec, output: bool) -> bool:
-        name = spec.output_activation if output else spec.hidden_activation
-        return name == "identity"
 
 
 class Backprop:
@@ -144,19 +158,18 @@ class Backprop:
         self.l2 = l2
 
     def forward(self, params: Parameters, inputs: np.ndarray, ws: Workspace) -> np.ndarray:
-        """Fill the workspace's aggregates and activations; return the outputs `(batch, n_out)`."""
+        """Fill the workspace from `inputs` `(batch, n_in + 1)` (see `with_ones`); return the
+        outputs `(batch, n_out)`."""
         h = inputs
         last = self.n_layers - 1
-        for layer in range(self.n_layers):
+        for layer in range(last):
             a = ws.aggregates[layer]
-            np.matmul(h, params.weights[layer].T, out=a)
-            a += params.biases[layer]
-            h = ws.activations[layer]
-            if layer == last:
-                self.output_forward(a, h)
-            else:
-                self.hidden_forward(a, h)
-        return h
+            np.matmul(h, params.blocks[layer].T, out=a)
+            self.hidden_forward(a, ws.activations[layer])
+            h = ws.inputs_of[layer]
+        np.matmul(h, params.blocks[last].T, out=ws.aggregates[last])
+        self.output_forward(ws.aggregates[last], ws.activations[last])
+        return ws.activations[last]
 
     def output_error(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> None:
         """d(loss)/d(outputs), per sample, into `out`."""
@@ -189,9 +202,8 @@ class Backprop:
         if ws.batch != 1:
             delta *= 1.0 / ws.batch
         for layer in range(last, -1, -1):
-            below = inputs if layer == 0 else ws.activations[layer - 1]
-            np.matmul(delta.T, below, out=grads.weights[layer])
-            np.sum(delta, axis=0, out=grads.biases[layer])
+            below = inputs if layer == 0 else ws.inputs_of[layer - 1]
+            np.matmul(delta.T, below, out=grads.blocks[layer])
             if self.l2:
                 grads.weights[layer] += self.l2 * params.weights[layer]
             if apply_layer is not None:
@@ -216,13 +228,13 @@ class Backprop:
         """d(`loss`)/d(params) for the whole of `inputs` as one batch."""
         ws = Workspace(self.spec, len(inputs), params.flat.dtype)
         grads = Parameters.zeros(params.layers, params.flat.dtype)
-        self.forward(params, inputs, ws)
-        self.backward(params, inputs, targets, ws, grads)
+        augmented = with_ones(inputs, params.flat.dtype)
+        self.forward(params, augmented, ws)
+        self.backward(params, augmented, targets, ws, grads)
         return grads
 
 
 def predict(spec: NetworkSpec, params: Parameters, inputs: np.ndarray) -> np.ndarray:
     """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`."""
-    inputs = np.asarray(inputs, dtype=params.flat.dtype)
     ws = Workspace(spec, len(inputs), params.flat.dtype)
-    return Backprop(spec, "mse").forward(params, inputs, ws)
+    return Backprop(spec, "mse").forward(params, with_ones(inputs, params.flat.dtype), ws)

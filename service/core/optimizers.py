@@ -1,20 +1,24 @@
 """Optimizers: small classes with explicit, exportable state.
 
-Parameters, gradients and state are flat vectors; `apply` updates one contiguous part
-(a layer, for the dirty update rule, or everything) in place.
+Parameters, gradients and state are flat vectors. An optimizer is bound to them once and
+keeps views of each part (one per layer, for the dirty update rule, and one of
+everything), so a step slices nothing.
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
+EVERYTHING = -1
 
 
 class Optimizer(Protocol):
     def begin_step(self) -> None:
         """Count one optimization step (one batch), before any `apply` of that step."""
 
-    def apply(self, params: np.ndarray, grads: np.ndarray, part: slice, lr: float) -> None:
-        """Update `params[part]` in place from `grads[part]`; `grads` is left as it was."""
+    def apply(self, part: int, lr: float) -> None:
+        """Update the parameters of `part` (a layer index, or EVERYTHING) from their gradients."""
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue, as named arrays."""
@@ -23,17 +27,29 @@ class Optimizer(Protocol):
         """Restore what `state` returned."""
 
 
+class _Parts:
+    """Views of flat vectors, per part; `views(x)[EVERYTHING]` is all of `x`."""
+
+    def __init__(self, parts: Sequence[slice]) -> None:
+        self.parts = [*parts, slice(None)]
+
+    def views(self, flat: np.ndarray) -> list[np.ndarray]:
+        return [flat[part] for part in self.parts]
+
+
 class SGD:
-    def __init__(self, size: int, dtype: np.dtype) -> None:
-        self._scratch = np.zeros(size, dtype)
+    def __init__(self, params: np.ndarray, grads: np.ndarray, parts: Sequence[slice]) -> None:
+        split = _Parts(parts).views
+        self._params, self._grads = split(params), split(grads)
+        self._scratch = split(np.zeros_like(params))
 
     def begin_step(self) -> None:
         return None
 
-    def apply(self, params: np.ndarray, grads: np.ndarray, part: slice, lr: float) -> None:
+    def apply(self, part: int, lr: float) -> None:
         step = self._scratch[part]
-        np.multiply(grads[part], lr, out=step)
-        params[part] -= step
+        np.multiply(self._grads[part], lr, out=step)
+        self._params[part] -= step
 
     def state(self) -> dict[str, np.ndarray]:
         return {}
@@ -45,27 +61,35 @@ class SGD:
 class Momentum:
     """Heavy-ball momentum (`v = mu v - lr g; p += v`), or Nesterov's look-ahead form."""
 
-    def __init__(self, size: int, dtype: np.dtype, momentum: float, nesterov: bool) -> None:
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.velocity = np.zeros(size, dtype)
-        self._scratch = np.zeros(size, dtype)
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        parts: Sequence[slice],
+        momentum: float,
+        nesterov: bool,
+    ) -> None:
+        split = _Parts(parts).views
+        self.momentum, self.nesterov = momentum, nesterov
+        self.velocity = np.zeros_like(params)
+        self._params, self._grads = split(params), split(grads)
+        self._velocity, self._scratch = split(self.velocity), split(np.zeros_like(params))
 
     def begin_step(self) -> None:
         return None
 
-    def apply(self, params: np.ndarray, grads: np.ndarray, part: slice, lr: float) -> None:
-        velocity, step = self.velocity[part], self._scratch[part]
-        np.multiply(grads[part], lr, out=step)
+    def apply(self, part: int, lr: float) -> None:
+        params, velocity, step = self._params[part], self._velocity[part], self._scratch[part]
+        np.multiply(self._grads[part], lr, out=step)
         velocity *= self.momentum
         velocity -= step
         if self.nesterov:
             # p += mu * v_new - lr * g
-            params[part] -= step
+            params -= step
             np.multiply(velocity, self.momentum, out=step)
-            params[part] += step
+            params += step
         else:
-            params[part] += velocity
+            params += velocity
 
     def state(self) -> dict[str, np.ndarray]:
         return {"velocity": self.velocity.copy()}
@@ -75,35 +99,42 @@ class Momentum:
 
 
 class Adam:
-    def __init__(self, size: int, dtype: np.dtype, beta1: float, beta2: float, eps: float) -> None:
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        parts: Sequence[slice],
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> None:
+        split = _Parts(parts).views
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.first = np.zeros(size, dtype)
-        self.second = np.zeros(size, dtype)
+        self.first, self.second = np.zeros_like(params), np.zeros_like(params)
         self.steps = 0
-        self._scratch = np.zeros(size, dtype)
+        self._params, self._grads = split(params), split(grads)
+        self._first, self._second = split(self.first), split(self.second)
+        self._scratch = split(np.zeros_like(params))
 
     def begin_step(self) -> None:
         self.steps += 1
 
-    def apply(self, params: np.ndarray, grads: np.ndarray, part: slice, lr: float) -> None:
-        grad, first, second, step = (
-            grads[part],
-            self.first[part],
-            self.second[part],
-            self._scratch[part],
-        )
+    def apply(self, part: int, lr: float) -> None:
+        grad, first, second = self._grads[part], self._first[part], self._second[part]
+        step = self._scratch[part]
+        np.multiply(grad, 1 - self.beta1, out=step)
         first *= self.beta1
-        first += (1 - self.beta1) * grad
-        second *= self.beta2
+        first += step
         np.multiply(grad, grad, out=step)
         step *= 1 - self.beta2
+        second *= self.beta2
         second += step
         rate = lr * np.sqrt(1 - self.beta2**self.steps) / (1 - self.beta1**self.steps)
         np.sqrt(second, out=step)
         step += self.eps
         np.divide(first, step, out=step)
         step *= rate
-        params[part] -= step
+        self._params[part] -= step
 
     def state(self) -> dict[str, np.ndarray]:
         return {
@@ -123,19 +154,20 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 def make_optimizer(
     name: str,
-    size: int,
-    dtype: np.dtype,
+    params: np.ndarray,
+    grads: np.ndarray,
+    parts: Sequence[slice],
     *,
     momentum: float,
     beta1: float,
     beta2: float,
     epsilon: float,
 ) -> Optimizer:
-    """Build the optimizer a training spec names."""
+    """Build the optimizer a training spec names, bound to flat parameters and gradients."""
     if name == "sgd":
-        return SGD(size, dtype)
+        return SGD(params, grads, parts)
     if name in ("momentum", "nesterov"):
-        return Momentum(size, dtype, momentum, nesterov=name == "nesterov")
+        return Momentum(params, grads, parts, momentum, nesterov=name == "nesterov")
     if name == "adam":
-        return Adam(size, dtype, beta1, beta2, epsilon)
+        return Adam(params, grads, parts, beta1, beta2, epsilon)
     raise ValueError(f"unknown optimizer {name!r}")

@@ -6,8 +6,8 @@ import numpy as np
 
 from .errors import SpecError
 from .losses import LOSSES
-from .network import Backprop, Parameters, Workspace
-from .optimizers import SGD
+from .network import Backprop, Parameters, Workspace, with_ones
+from .optimizers import EVERYTHING, SGD
 from .spec import UPDATE_RULES, NetworkSpec, _choice, _number, check_loss_fits_output
 
 
@@ -27,14 +27,14 @@ def trace_step(
     check_loss_fits_output(network, loss, "loss")
     _choice(update_rule, UPDATE_RULES, "update_rule")
     lr = _number(learning_rate, "learning_rate", above=0)
-    x = _vector(inputs, network.n_inputs, "input")
+    x = with_ones(_vector(inputs, network.n_inputs, "input"))
     t = _vector(target, network.n_outputs, "target")
 
     backprop = Backprop(network, loss)
     params = parameters.copy()
     grads = Parameters.zeros(network.layers, params.flat.dtype)
     ws = Workspace(network, 1, params.flat.dtype)
-    optimizer = SGD(params.flat.size, params.flat.dtype)
+    optimizer = SGD(params.flat, grads.flat, params.layer_parts)
 
     outputs = backprop.forward(params, x, ws).copy()
     forward = [
@@ -48,12 +48,12 @@ def trace_step(
     if update_rule == "dirty":
         # The notebook's dirty update: each layer steps before the error goes below it.
         def apply_layer(layer: int) -> None:
-            optimizer.apply(params.flat, grads.flat, params.layer_parts[layer], lr)
+            optimizer.apply(layer, lr)
 
         backprop.backward(params, x, t, ws, grads, apply_layer)
     else:
         backprop.backward(params, x, t, ws, grads)
-        optimizer.apply(params.flat, grads.flat, slice(None), lr)
+        optimizer.apply(EVERYTHING, lr)
 
     return {
         "forward": forward,

@@ -9,8 +9,8 @@ import numpy as np
 
 from .errors import SpecError
 from .model import Model, check_inputs
-from .network import Backprop, Parameters, Workspace, predict
-from .optimizers import make_optimizer
+from .network import Backprop, Parameters, Workspace, predict, with_ones
+from .optimizers import EVERYTHING, make_optimizer
 from .schedules import SCHEDULES
 from .serialization import pack, unpack
 from .spec import NetworkSpec, RunSpec
@@ -101,8 +101,9 @@ class Trainer:
         self.grads = Parameters.zeros(network.layers, self.dtype)
         self.optimizer = make_optimizer(
             training.optimizer,
-            self.params.flat.size,
-            self.dtype,
+            self.params.flat,
+            self.grads.flat,
+            self.params.layer_parts,
             momentum=training.momentum,
             beta1=training.beta1,
             beta2=training.beta2,
@@ -123,7 +124,8 @@ class Trainer:
         self._full = Workspace(network, self.batch, self.dtype)
         self._tail = Workspace(network, n % self.batch, self.dtype) if n % self.batch else None
         self._outputs = np.zeros(self.train_t.shape, self.dtype)
-        self._shuffled_x = np.zeros_like(self.train_x)
+        self._inputs = with_ones(self.train_x)
+        self._shuffled_x = np.zeros_like(self._inputs)
         self._shuffled_t = np.zeros_like(self.train_t)
         self._batch_starts = np.arange(0, n, self.batch)
         self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
@@ -167,11 +169,11 @@ class Trainer:
         lr = self.learning_rate(self.epoch)
         if training.shuffle:
             order = self.rng.permutation(len(self.train_x))
-            np.take(self.train_x, order, axis=0, out=self._shuffled_x)
+            np.take(self._inputs, order, axis=0, out=self._shuffled_x)
             np.take(self.train_t, order, axis=0, out=self._shuffled_t)
             inputs, targets = self._shuffled_x, self._shuffled_t
         else:
-            inputs, targets = self.train_x, self.train_t
+            inputs, targets = self._inputs, self.train_t
         before = self.params.flat.copy()
         self._train_batches(inputs, targets, lr, training.update_rule == "dirty")
         self.epoch += 1
@@ -212,12 +214,16 @@ class Trainer:
     ) -> None:
         # The hot loop: every NumPy call removed here counts for per-sample training.
         params, grads, optimizer, backprop = self.params, self.grads, self.optimizer, self.backprop
-        flat, grad_flat, outputs = params.flat, grads.flat, self._outputs
-        everything = slice(None)
-        parts = params.layer_parts
+        forward, backward, begin_step, apply = (
+            backprop.forward,
+            backprop.backward,
+            optimizer.begin_step,
+            optimizer.apply,
+        )
+        outputs = self._outputs
 
         def apply_layer(layer: int) -> None:
-            optimizer.apply(flat, grad_flat, parts[layer], lr)
+            apply(layer, lr)
 
         n, batch, full = len(inputs), self.batch, self._full
         for start in range(0, n, batch):
@@ -225,13 +231,13 @@ class Trainer:
             ws = full if stop <= n else self._tail
             assert ws is not None
             x, t = inputs[start:stop], targets[start:stop]
-            outputs[start:stop] = backprop.forward(params, x, ws)
-            optimizer.begin_step()
+            outputs[start:stop] = forward(params, x, ws)
+            begin_step()
             if dirty:
-                backprop.backward(params, x, t, ws, grads, apply_layer)
+                backward(params, x, t, ws, grads, apply_layer)
             else:
-                backprop.backward(params, x, t, ws, grads)
-                optimizer.apply(flat, grad_flat, everything, lr)
+                backward(params, x, t, ws, grads)
+                apply(EVERYTHING, lr)
 
     def _accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         activation = self.spec.network.output_activation

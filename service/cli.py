@@ -1,0 +1,142 @@
+"""`backprop`: train, predict and trace locally."""
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Numeric rows `(n_rows, n_columns)`; a first row that is not numeric is a header."""
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    if rows and not _is_numeric(rows[0]):
+        rows = rows[1:]
+    if not rows:
+        raise SpecError("data", f"{path} has no data rows")
+    width = len(rows[0])
+    values = []
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise SpecError("data", f"row {number} has {len(row)} columns, expected {width}")
+        try:
+            values.append([float(cell) for cell in row])
+        except ValueError:
+            raise SpecError("data", f"row {number} holds a value that is not a number") from None
+    return np.array(values)
+
+
+def _is_numeric(row: list[str]) -> bool:
+    try:
+        [float(cell) for cell in row]
+    except ValueError:
+        return False
+    return True
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SpecError(str(path), f"is not valid JSON ({error})") from None
+
+
+def train(args: argparse.Namespace) -> None:
+    spec = RunSpec.from_dict(_read_json(args.spec))
+    data = read_csv(args.data)
+    if not 1 <= args.targets < data.shape[1]:
+        raise SpecError("--targets", f"must leave at least one input column of {data.shape[1]}")
+    inputs, targets = data[:, : -args.targets], data[:, -args.targets :]
+    trainer = Trainer(spec, inputs, targets)
+    bar = None if args.json else tqdm(total=spec.training.epochs, unit="epoch", file=sys.stderr)
+    for record in trainer.run():
+        if bar is None:
+            print(json.dumps(record.to_dict()), flush=True)
+        else:
+            bar.set_postfix(loss=f"{record.loss:.6g}", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if trainer.stop_reason:
+        print(trainer.stop_reason, file=sys.stderr)
+    args.out.write_bytes(trainer.model().to_bytes())
+    print(f"model written to {args.out}", file=sys.stderr)
+
+
+def predict(args: argparse.Namespace) -> None:
+    model = Model.from_bytes(args.model.read_bytes())
+    outputs = model.predict(read_csv(args.data))
+    writer = csv.writer(sys.stdout)
+    for row in outputs:
+        writer.writerow([repr(float(value)) for value in row])
+
+
+def trace(args: argparse.Namespace) -> None:
+    body = _read_json(args.trace)
+    if not isinstance(body, dict):
+        raise SpecError("trace", "must be a JSON object")
+    network = NetworkSpec.from_dict(body.get("network", {}))
+    parameters = Parameters.from_layers(network.layers, body.get("parameters"))
+    result = trace_step(
+        network,
+        parameters,
+        body.get("input"),
+        body.get("target"),
+        loss=body.get("loss", "mse"),
+        learning_rate=body.get("learning_rate", 0.01),
+        update_rule=body.get("update_rule", "standard"),
+    )
+    print(json.dumps(result, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train a network locally on a CSV file")
+    train_parser.add_argument("spec", type=Path, help='JSON {"network": {...}, "training": {...}}')
+    train_parser.add_argument("--data", type=Path, required=True, help="CSV, targets last")
+    train_parser.add_argument(
+        "--targets", type=int, default=1, help="how many last columns are targets"
+    )
+    train_parser.add_argument(
+        "--out", type=Path, default=Path("model.npz"), help="model file to write"
+    )
+    train_parser.add_argument("--json", action="store_true", help="print one JSON object per epoch")
+    train_parser.set_defaults(handler=train)
+
+    predict_parser = commands.add_parser("predict", help="print a model's outputs for CSV inputs")
+    predict_parser.add_argument("model", type=Path, help="model file written by `backprop train`")
+    predict_parser.add_argument("--data", type=Path, required=True, help="CSV of input rows")
+    predict_parser.set_defaults(handler=predict)
+
+    trace_parser = commands.add_parser("trace", help="print every value of one backprop step")
+    trace_parser.add_argument(
+        "trace", type=Path, help="JSON with network, parameters, input, target"
+    )
+    trace_parser.set_defaults(handler=trace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
