@@ -1,0 +1,30 @@
+"""Persistence: SQLAlchemy models, engine and session factory, Alembic migration helpers."""
+
+from service.db.base import Base, new_id, utc_now
+from service.db.engine import make_engine, make_session_factory
+from service.db.models import (
+    Dataset,
+    HistoryRow,
+    Job,
+    JobStatus,
+    Model,
+    ModelAlias,
+    ModelVersion,
+    Snapshot,
+)
+
+__all__ = [
+    "Base",
+    "Dataset",
+    "HistoryRow",
+    "Job",
+    "JobStatus",
+    "Model",
+    "ModelAlias",
+    "ModelVersion",
+    "Snapshot",
+    "make_engine",
+    "make_session_factory",
+    "new_id",
+    "utc_now",
+]

@@ -1,0 +1,53 @@
+"""Engine and session factory for SQLite and PostgreSQL."""
+
+import sqlite3
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
+    """Create an engine for `url`, configured so several processes can share the database.
+
+    `sqlite_foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter
+    it, and dropping the old copy with foreign keys on would cascade-delete child rows.
+    """
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    engine = create_engine(url)
+    pragmas = [
+        # First, so that switching to WAL waits for other connections instead of failing.
+        f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+        # A writer no longer blocks readers outside a transaction, and commits are cheaper.
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA foreign_keys = {'ON' if sqlite_foreign_keys else 'OFF'}",
+    ]
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        # pysqlite would issue its own deferred BEGIN only before writes; take transaction
+        # control away from it so `on_begin` decides (SQLAlchemy's documented recipe).
+        dbapi_connection.isolation_level = None
+        for pragma in pragmas:
+            dbapi_connection.execute(pragma).close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, waiting up to busy_timeout. A deferred
+        # transaction that reads and then writes fails with "database is locked" when
+        # another process wrote in between, and two workers could claim the same job.
+        # The price: every transaction, reads included, runs one at a time, so keep them short.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return the session factory bound to `engine`."""
+    # Rows stay readable after commit, e.g. to build the response from the object
+    # that was just written, without a second round trip.
+    return sessionmaker(engine, expire_on_commit=False)

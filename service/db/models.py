@@ -1,0 +1,168 @@
+"""The tables: datasets, training jobs with their history and snapshots, the model registry."""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Double,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UTCDateTime, new_id, utc_now
+
+ID_LENGTH = 32
+NAME_LENGTH = 200
+
+
+class JobStatus(enum.StrEnum):
+    """Lifecycle of a training job."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# A VARCHAR with a CHECK instead of a native PostgreSQL enum: the same on both databases,
+# and adding a state later is a constraint change, not an ALTER TYPE.
+job_status_type = Enum(
+    JobStatus,
+    name="status",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda statuses: [status.value for status in statuses],
+)
+
+
+class Dataset(Base):
+    """Training data; `inputs` and `targets` are `.npy` bytes of shape (n_samples, n_*)."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    n_targets: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[bytes] = mapped_column(LargeBinary)
+    targets: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Job(Base):
+    """One training run, claimed and advanced by a worker."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
+    )
+    model_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), index=True)
+    status: Mapped[JobStatus] = mapped_column(job_status_type, default=JobStatus.QUEUED)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checkpoint_every: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs_total: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[float | None] = mapped_column(Double)
+    val_loss: Mapped[float | None] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_token: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HistoryRow(Base):
+    """Metrics of one finished epoch of a job."""
+
+    __tablename__ = "history"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Nullable because a diverged epoch has no finite loss (SQLite stores NaN as NULL).
+    loss: Mapped[float | None] = mapped_column(Double)
+    val_loss: Mapped[float | None] = mapped_column(Double)
+    rmse: Mapped[float | None] = mapped_column(Double)
+    accuracy: Mapped[float | None] = mapped_column(Double)
+    val_accuracy: Mapped[float | None] = mapped_column(Double)
+    learning_rate: Mapped[float | None] = mapped_column(Double)
+
+
+class Snapshot(Base):
+    """Weights of a job after one epoch, with the checkpoint to resume from there."""
+
+    __tablename__ = "snapshots"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    checkpoint: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Model(Base):
+    """A named model in the registry; its versions hold the weights."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ModelVersion(Base):
+    """One registered version of a model: the weights of a job at a snapshot epoch."""
+
+    __tablename__ = "model_versions"
+
+    model_name: Mapped[str] = mapped_column(
+        ForeignKey("models.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The version keeps its own weights, so it outlives the job it came from.
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ModelAlias(Base):
+    """A movable name (e.g. "production") for one version of a model."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_name", "version"],
+            ["model_versions.model_name", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    model_name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
