@@ -65,6 +65,14 @@ def check_data(
         raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
     if loss in ("binary_crossentropy", "categorical_crossentropy") and (t.min() < 0 or t.max() > 1):
         raise SpecError("targets", f"{loss} needs targets between 0 and 1")
+    if loss == "categorical_crossentropy":
+        # Softmax + categorical cross-entropy trains on output - target, which is the
+        # loss's gradient only when each target row is a distribution.
+        bad = np.flatnonzero(~np.isclose(t.sum(axis=1), 1.0))
+        if bad.size:
+            raise SpecError(
+                f"targets[{bad[0]}]", "categorical_crossentropy needs rows summing to 1"
+            )
     return x, t
 
 
@@ -165,6 +173,12 @@ class Trainer:
 
     def train_epoch(self) -> EpochRecord | None:
         """One pass over the training data; None if it diverged (and the run stopped)."""
+        # A diverging run overflows on its way to NaN; the finiteness check below is how
+        # divergence is detected and reported, so NumPy's warnings would only be noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train_epoch()
+
+    def _train_epoch(self) -> EpochRecord | None:
         training = self.spec.training
         lr = self.learning_rate(self.epoch)
         if training.shuffle:
@@ -181,11 +195,15 @@ class Trainer:
         losses = self.backprop.per_sample_loss(self._outputs, targets).astype(np.float64)
         loss = float((np.add.reduceat(losses, self._batch_starts) / self._batch_sizes).mean())
         if not (math.isfinite(loss) and np.isfinite(self.params.flat).all()):
-            self.params.flat[...] = before
             self.diverged = True
+            if self.best_flat is not None:
+                self.params.flat[...] = self.best_flat
+                kept = f"restored the best weights, of epoch {self.best_epoch}"
+            else:
+                self.params.flat[...] = before
+                kept = f"kept the weights from the end of epoch {self.epoch - 1}"
             self.stop_reason = (
-                f"diverged at epoch {self.epoch}: the training loss became {loss}; "
-                f"kept the weights from the end of epoch {self.epoch - 1}"
+                f"diverged at epoch {self.epoch}: the training loss became {loss}; {kept}"
             )
             return None
         record = EpochRecord(
