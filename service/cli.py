@@ -1,4 +1,4 @@
-"""`backprop`: train, predict and trace locally."""
+"""`backprop`: run the service (serve, worker, db) or train, predict and trace locally."""
 
 import argparse
 import csv
@@ -97,9 +97,56 @@ def trace(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def serve(args: argparse.Namespace) -> None:
+    from service.api.server import serve as run_server
+    from service.config import Settings
+
+    overrides = {
+        k: v
+        for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if v is not None
+    }
+    run_server(Settings(**overrides))
+
+
+def worker(args: argparse.Namespace) -> None:
+    from service.config import Settings
+    from service.jobs.worker import run_worker
+
+    run_worker(Settings())
+
+
+def db_upgrade(args: argparse.Namespace) -> None:
+    from service.config import Settings
+    from service.db.migrate import current_revision, upgrade
+
+    url = Settings().database_url
+    upgrade(url, args.revision)
+    print(f"database at revision {current_revision(url)}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser(
+        "serve", help="start the API and BACKPROP_WORKERS worker processes"
+    )
+    serve_parser.add_argument("--host", help="address to listen on (BACKPROP_HOST)")
+    serve_parser.add_argument("--port", type=int, help="port to listen on (BACKPROP_PORT)")
+    serve_parser.add_argument("--workers", type=int, help="worker processes (BACKPROP_WORKERS)")
+    serve_parser.set_defaults(handler=serve)
+
+    worker_parser = commands.add_parser(
+        "worker", help="run one worker process that trains queued jobs"
+    )
+    worker_parser.set_defaults(handler=worker)
+
+    db_parser = commands.add_parser("db", help="database schema")
+    db_commands = db_parser.add_subparsers(dest="db_command", required=True)
+    upgrade_parser = db_commands.add_parser("upgrade", help="migrate BACKPROP_DATABASE_URL")
+    upgrade_parser.add_argument("revision", nargs="?", default="head")
+    upgrade_parser.set_defaults(handler=db_upgrade)
 
     train_parser = commands.add_parser("train", help="train a network locally on a CSV file")
     train_parser.add_argument("spec", type=Path, help='JSON {"network": {...}, "training": {...}}')

@@ -1,11 +1,13 @@
 """Run and inspect Alembic migrations for a database URL."""
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from service.db.engine import make_engine
 
@@ -46,13 +48,19 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return revision_on(connection)
     finally:
         engine.dispose()
 
 
+def revision_on(connection: Connection) -> str | None:
+    """The revision of the database behind an open connection."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@cache
 def head_revision() -> str:
-    """Return the newest revision of the migration scripts."""
+    """Return the newest revision of the migration scripts (read once per process)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"no migration scripts in {MIGRATIONS_DIR / 'versions'}")

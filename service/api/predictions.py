@@ -1,0 +1,61 @@
+"""Loaded models, kept per process in a bounded LRU cache, and prediction bodies."""
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from service.core import Model
+
+# How long "latest version" and alias lookups are trusted before asking the database again.
+RESOLVE_TTL_SECONDS = 1.0
+
+
+class ModelCache:
+    """Models by immutable key (a model version, a job's snapshot epoch), least recently
+    used out; plus short-lived answers to "which version is latest / has this alias"."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._models: OrderedDict[Hashable, Model] = OrderedDict()
+        self._resolved: dict[Hashable, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Model | None:
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+            return model
+
+    def load(self, key: Hashable, fetch: Callable[[], bytes]) -> Model:
+        """The cached model, or the one `fetch()`'s bytes hold, cached from now on."""
+        model = self.get(key)
+        if model is None:
+            model = Model.from_bytes(fetch())
+            with self._lock:
+                self._models[key] = model
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+        return model
+
+    def recall(self, key: Hashable) -> int | None:
+        hit = self._resolved.get(key)
+        if hit is not None and time.monotonic() - hit[0] < RESOLVE_TTL_SECONDS:
+            return hit[1]
+        return None
+
+    def remember(self, key: Hashable, version: int) -> None:
+        self._resolved[key] = (time.monotonic(), version)
+
+
+def prediction_body(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
+    """Outputs, and for classifiers probabilities and labels, as arrays orjson writes."""
+    outputs = network.predict(inputs)
+    body: dict[str, Any] = {"outputs": outputs}
+    if network.is_classifier:
+        body["probabilities"] = outputs
+        body["labels"] = network.labels(outputs)
+    body.update(extra)
+    return body

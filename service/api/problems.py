@@ -1,0 +1,114 @@
+"""One place that turns errors into `application/problem+json` responses."""
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from service.api.responses import ProblemResponse
+from service.api.schemas import Problem
+from service.core import SpecError
+from service.errors import DomainError, FieldError
+
+log = logging.getLogger("service.api")
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(status: int, detail: str, errors: list[FieldError] | None = None) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return ProblemResponse(body, status_code=status)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status documented with the Problem schema."""
+    return {
+        status: {
+            "model": Problem,
+            "description": TITLES.get(status, "Error"),
+            "content": {"application/problem+json": {}},
+        }
+        for status in statuses
+    }
+
+
+def spec_error_location(field: str, root: str = "body") -> list[str | int]:
+    """`network.layers[1]` -> ["body", "network", "layers", 1]."""
+    return [root] + [
+        int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field)
+    ]
+
+
+def spec_error_problem(error: SpecError, root: str = "body") -> ProblemResponse:
+    return problem(
+        422,
+        str(error),
+        [{"loc": spec_error_location(error.field, root), "msg": error.message}],
+    )
+
+
+def _validation_problem(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, RequestValidationError)
+    errors: list[FieldError] = [
+        {"loc": [p if isinstance(p, int) else str(p) for p in item["loc"]], "msg": item["msg"]}
+        for item in error.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"][1:]) or str(
+        first["loc"][0] if first["loc"] else ""
+    )
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem(422, f"{where}: {first['msg']}{more}", errors)
+
+
+def _domain_problem(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, DomainError)
+    return problem(error.status, error.detail, error.errors)
+
+
+def _spec_problem(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, SpecError)
+    return spec_error_problem(error)
+
+
+def _http_problem(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, HTTPException)
+    response = problem(error.status_code, str(error.detail))
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "the service failed to handle this request; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(DomainError, _domain_problem)
+    app.add_exception_handler(SpecError, _spec_problem)
+    app.add_exception_handler(HTTPException, _http_problem)
+    app.add_exception_handler(Exception, _unexpected_problem)

@@ -1,0 +1,163 @@
+"""Datasets: JSON rows, generated, or uploaded as CSV."""
+
+import csv
+import io
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+
+from service.api.deps import SessionDep, SettingsDep
+from service.api.problems import problem_responses
+from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
+from service.config import Settings
+from service.core.datasets import generate
+from service.core.errors import SpecError
+from service.db import datasets as queries
+from service.errors import Invalid
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+]
+
+
+def _check_limits(settings: Settings, n_rows: int, n_features: int, n_targets: int) -> None:
+    if n_rows > settings.max_dataset_rows:
+        raise Invalid(
+            f"dataset has {n_rows} rows; the limit is {settings.max_dataset_rows} "
+            "(BACKPROP_MAX_DATASET_ROWS)",
+            [{"loc": ["body", "inputs"], "msg": f"at most {settings.max_dataset_rows} rows"}],
+        )
+    for field, count in (("inputs", n_features), ("targets", n_targets)):
+        if count > settings.max_features:
+            raise Invalid(
+                f"{field} rows have {count} columns; the limit is {settings.max_features} "
+                "(BACKPROP_MAX_FEATURES)",
+                [{"loc": ["body", field], "msg": f"at most {settings.max_features} columns"}],
+            )
+
+
+def _matrix(rows: list[list[float]], field: str) -> np.ndarray:
+    width = len(rows[0])
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise SpecError(f"{field}[{index}]", f"has {len(row)} values; row 0 has {width}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetRead,
+    responses=problem_responses(413, 422),
+    summary="Create a dataset from rows or a generator",
+)
+def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsDep) -> Any:
+    if body.generator is not None:
+        spec = body.generator
+        _check_limits(settings, spec.n_samples, 2, spec.n_classes)
+        inputs, targets = generate(spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes)
+        source: dict[str, Any] = {"kind": "generator", "generator": spec.model_dump()}
+    else:
+        assert body.inputs is not None and body.targets is not None
+        _check_limits(settings, len(body.inputs), len(body.inputs[0]), len(body.targets[0]))
+        inputs, targets = _matrix(body.inputs, "inputs"), _matrix(body.targets, "targets")
+        if len(targets) != len(inputs):
+            raise SpecError("targets", f"has {len(targets)} rows; inputs has {len(inputs)}")
+        source = {"kind": "rows"}
+    return queries.create_dataset(session, body.name, inputs, targets, source)
+
+
+@router.post(
+    "/csv",
+    status_code=201,
+    response_model=DatasetRead,
+    responses=problem_responses(413, 422),
+    summary="Create a dataset from an uploaded CSV file",
+    description="Numeric columns with an optional header row; the last `targets` columns are "
+    "the targets.",
+)
+def upload_csv(
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV file")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    targets: Annotated[
+        int, Form(ge=1, le=1000, description="How many last columns are targets")
+    ] = 1,
+) -> Any:
+    try:
+        text = file.file.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpecError("file", "is not UTF-8 text") from None
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if rows and not _numeric(rows[0]):
+        rows = rows[1:]
+    if not rows:
+        raise SpecError("file", "has no data rows")
+    width = len(rows[0])
+    if targets >= width:
+        raise SpecError("targets", f"must leave at least one input column of {width}")
+    _check_limits(settings, len(rows), width - targets, targets)
+    values = np.empty((len(rows), width))
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise SpecError("file", f"row {index + 1} has {len(row)} columns; expected {width}")
+        if not _numeric(row):
+            raise SpecError("file", f"row {index + 1} holds a value that is not a number")
+        values[index] = [float(cell) for cell in row]
+    if not np.isfinite(values).all():
+        raise SpecError("file", "holds NaN or infinity")
+    source = {"kind": "csv", "filename": file.filename}
+    return queries.create_dataset(session, name, values[:, :-targets], values[:, -targets:], source)
+
+
+def _numeric(row: list[str]) -> bool:
+    try:
+        [float(cell) for cell in row]
+    except ValueError:
+        return False
+    return True
+
+
+@router.get(
+    "", response_model=Page[DatasetRead], responses=problem_responses(422), summary="List datasets"
+)
+def list_datasets(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+    items, next_cursor = queries.list_datasets(session, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{dataset_id}",
+    response_model=DatasetRead,
+    responses=problem_responses(404),
+    summary="Get a dataset",
+)
+def get_dataset(dataset_id: str, session: SessionDep) -> Any:
+    return queries.get_dataset(session, dataset_id)
+
+
+@router.get(
+    "/{dataset_id}/rows",
+    response_model=DatasetRows,
+    responses=problem_responses(404),
+    summary="Get a dataset's inputs and targets",
+)
+def get_rows(dataset_id: str, session: SessionDep) -> Any:
+    inputs, targets = queries.dataset_arrays(queries.get_dataset(session, dataset_id))
+    return {"inputs": inputs.tolist(), "targets": targets.tolist()}
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 409),
+    summary="Delete a dataset no job uses",
+)
+def delete_dataset(dataset_id: str, session: SessionDep) -> None:
+    queries.delete_dataset(session, dataset_id)

@@ -1,0 +1,136 @@
+"""The model registry: versions, aliases and predictions."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from service.api.deps import ModelCacheDep, SessionDep
+from service.api.predictions import prediction_body
+from service.api.problems import problem_responses
+from service.api.responses import JSONResponse
+from service.api.routes.datasets import Cursor, Limit
+from service.api.schemas import (
+    NAME_PATTERN,
+    AliasSet,
+    ModelRead,
+    ModelVersionRead,
+    Page,
+    PredictRequest,
+    PredictResponse,
+)
+from service.core import Model
+from service.db import registry
+from service.db.models import Model as ModelRow
+from service.db.models import ModelVersion
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+AliasName = Annotated[str, Path(pattern=NAME_PATTERN, description="e.g. `production`")]
+
+
+def _model_read(session: Session, model: ModelRow) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "description": model.description,
+        "latest_version": registry.latest_version(session, model.name),
+        "aliases": registry.aliases_of(session, model.name),
+        "created_at": model.created_at,
+    }
+
+
+def _version_read(version: ModelVersion) -> dict[str, Any]:
+    return {
+        "name": version.model_name,
+        "version": version.version,
+        "job_id": version.job_id,
+        "epoch": version.epoch,
+        "network": Model.from_bytes(version.weights).network.to_dict(),
+        "created_at": version.created_at,
+    }
+
+
+@router.get(
+    "", response_model=Page[ModelRead], responses=problem_responses(422), summary="List models"
+)
+def list_models(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+    items, next_cursor = registry.list_models(session, limit, cursor)
+    return {"items": [_model_read(session, m) for m in items], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{name}", response_model=ModelRead, responses=problem_responses(404), summary="Get a model"
+)
+def get_model(name: str, session: SessionDep) -> Any:
+    return _model_read(session, registry.get_model(session, name))
+
+
+@router.get(
+    "/{name}/versions",
+    response_model=Page[ModelVersionRead],
+    responses=problem_responses(404, 422),
+    summary="List a model's versions, newest first",
+)
+def list_versions(name: str, session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+    items, next_cursor = registry.list_versions(session, name, limit, cursor)
+    return {"items": [_version_read(v) for v in items], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{name}/versions/{version}",
+    response_model=ModelVersionRead,
+    responses=problem_responses(404),
+    summary="Get one version of a model",
+)
+def get_version(name: str, version: int, session: SessionDep) -> Any:
+    return _version_read(registry.get_version(session, name, version))
+
+
+@router.put(
+    "/{name}/aliases/{alias}",
+    response_model=ModelRead,
+    responses=problem_responses(404, 422),
+    summary="Point an alias at a version",
+)
+def set_alias(name: str, alias: AliasName, body: AliasSet, session: SessionDep) -> Any:
+    registry.set_alias(session, name, alias, body.version)
+    return _model_read(session, registry.get_model(session, name))
+
+
+@router.delete(
+    "/{name}/aliases/{alias}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404),
+    summary="Remove an alias",
+)
+def delete_alias(name: str, alias: str, session: SessionDep) -> None:
+    registry.delete_alias(session, name, alias)
+
+
+@router.post(
+    "/{name}/predict",
+    response_model=PredictResponse,
+    responses=problem_responses(404, 413, 422),
+    summary="Predict with a model version (default: the latest) or an alias",
+)
+async def predict(
+    name: str, body: PredictRequest, session: SessionDep, cache: ModelCacheDep
+) -> Any:
+    version = body.version or cache.recall((name, body.alias))
+    network = cache.get((name, version)) if version else None
+    if version is None or network is None:
+
+        def load() -> tuple[int, Model]:
+            found = registry.resolve_version(session, name, body.version, body.alias)
+            if body.version is None:
+                cache.remember((name, body.alias), found)
+            return found, cache.load(
+                (name, found), lambda: registry.get_version(session, name, found).weights
+            )
+
+        version, model = await run_in_threadpool(load)
+    return JSONResponse(
+        prediction_body(model, body.inputs, model={"name": name, "version": version})
+    )

@@ -1,0 +1,34 @@
+"""One backprop step with every intermediate value: the teaching endpoint."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.api.problems import problem_responses
+from service.api.schemas import TraceRequest, TraceResponse
+from service.core import NetworkSpec, Parameters, trace_step
+
+router = APIRouter(prefix="/v1", tags=["teaching"])
+
+
+@router.post(
+    "/trace",
+    response_model=TraceResponse,
+    responses=problem_responses(413, 422),
+    summary="Trace one backprop step",
+    description="Runs one plain-SGD step of `network` from explicit `parameters` on one "
+    "sample and returns the aggregates, activations, output error, deltas, gradients and "
+    "updated parameters. The example is the notebook's first step.",
+)
+def trace(body: TraceRequest) -> Any:
+    network = NetworkSpec.from_dict(body.network.model_dump())
+    parameters = Parameters.from_layers(network.layers, body.parameters.model_dump())
+    return trace_step(
+        network,
+        parameters,
+        body.input,
+        body.target,
+        loss=body.loss,
+        learning_rate=body.learning_rate,
+        update_rule=body.update_rule,
+    )

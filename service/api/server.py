@@ -1,0 +1,77 @@
+"""`backprop serve`: the API in this process and the workers as child processes."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import uvicorn
+
+from service.api.app import SchemaOutOfDate, check_schema, create_app
+from service.config import Settings
+
+log = logging.getLogger("service.serve")
+
+# How long workers get to checkpoint and hand back their jobs before they are killed.
+WORKER_GRACE_SECONDS = 20.0
+
+
+class WorkerPool:
+    """`count` `backprop worker` processes, restarted if one dies while serving."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="worker-watcher", daemon=True)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"], env=os.environ.copy()
+        )
+
+    def start(self) -> None:
+        self.processes = [self._spawn() for _ in range(self.count)]
+        log.info("started %d worker process(es): %s", self.count, [p.pid for p in self.processes])
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None and not self._stopping.is_set():
+                    log.warning(
+                        "worker %d exited with %s; starting another",
+                        process.pid,
+                        process.returncode,
+                    )
+                    self.processes[index] = self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(WORKER_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("worker %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()
+
+
+def serve(settings: Settings) -> None:
+    """Run until Ctrl-C or SIGTERM, then stop the workers cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        check_schema(settings)
+    except SchemaOutOfDate as error:
+        sys.exit(f"error: {error}")
+    pool = WorkerPool(settings.workers)
+    pool.start()
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        pool.stop()

@@ -1,0 +1,182 @@
+"""Job queries shared by the API and the workers. They never commit."""
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.core import EpochRecord, RunSpec
+from service.db.base import utc_now
+from service.db.models import HistoryRow, Job, JobStatus, Snapshot
+from service.db.pagination import decode_cursor, page_of
+from service.errors import Conflict, NotFound
+
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def create_job(
+    session: Session,
+    dataset_id: str,
+    spec: RunSpec,
+    model_name: str | None,
+    checkpoint_every: int,
+) -> Job:
+    """Queue a job; the spec must already be checked against its dataset."""
+    job = Job(
+        dataset_id=dataset_id,
+        model_name=model_name,
+        status=JobStatus.QUEUED,
+        spec=spec.to_dict(),
+        checkpoint_every=checkpoint_every,
+        epochs_total=spec.training.epochs,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    limit: int,
+    cursor: str | None,
+    status: JobStatus | None = None,
+    model_name: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """Newest first, optionally filtered by status and model name."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if status is not None:
+        query = query.where(Job.status == status)
+    if model_name is not None:
+        query = query.where(Job.model_name == model_name)
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor, (datetime, str))
+        query = query.where(
+            (Job.created_at < created_at) | ((Job.created_at == created_at) & (Job.id < job_id))
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda job: [job.created_at, job.id])
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Cancel a queued job at once; ask the worker of a running one to stop."""
+    job = get_job(session, job_id)
+    if job.status in TERMINAL:
+        raise Conflict(
+            f"job {job_id} is already {job.status.value}; "
+            "only queued or running jobs can be cancelled"
+        )
+    if job.status == JobStatus.QUEUED:
+        # Conditional, so a worker that claimed it meanwhile sees a running job instead.
+        cancelled = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.CANCELLED, finished_at=utc_now(), lease_token=None)
+            .execution_options(synchronize_session=False)
+        )
+        if cancelled.rowcount:  # type: ignore[attr-defined]
+            session.refresh(job)
+            return job
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(job)
+    return job
+
+
+def history_page(
+    session: Session, job_id: str, limit: int, cursor: str | None, max_points: int | None
+) -> tuple[list[HistoryRow], str | None]:
+    """Epochs in order; with `max_points`, every k-th epoch (and the last) so that at most
+    that many points cover the whole run."""
+    job = get_job(session, job_id)
+    query = select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)
+    if max_points is not None and job.epoch > max_points:
+        stride = math.ceil(job.epoch / max_points)
+        query = query.where(
+            ((HistoryRow.epoch - 1) % stride == 0) | (HistoryRow.epoch == job.epoch)
+        )
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, (int,))
+        query = query.where(HistoryRow.epoch > after)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda row: [row.epoch])
+
+
+def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]) -> None:
+    """Write epoch records; an epoch written before (by an earlier attempt) is replaced."""
+    if not records:
+        return
+    rows: list[dict[str, Any]] = [{"job_id": job_id, **record.to_dict()} for record in records]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(HistoryRow).values(rows)
+    columns = ("loss", "val_loss", "rmse", "accuracy", "val_accuracy", "learning_rate")
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["job_id", "epoch"],
+            set_={name: statement.excluded[name] for name in columns},
+        )
+    )
+
+
+def snapshot_epochs(session: Session, job_id: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(Snapshot.epoch).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+        )
+    )
+
+
+def snapshot_page(
+    session: Session, job_id: str, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Epochs and times of a job's snapshots, in order, without their weights."""
+    get_job(session, job_id)
+    query = (
+        select(Snapshot.epoch, Snapshot.created_at)
+        .where(Snapshot.job_id == job_id)
+        .order_by(Snapshot.epoch)
+    )
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, (int,))
+        query = query.where(Snapshot.epoch > after)
+    rows = list(session.execute(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda row: [row.epoch])
+
+
+def get_snapshot(session: Session, job_id: str, epoch: int | None) -> Snapshot:
+    """The snapshot at `epoch`, or the latest one when `epoch` is None."""
+    get_job(session, job_id)
+    query = select(Snapshot).where(Snapshot.job_id == job_id)
+    if epoch is None:
+        snapshot = session.scalars(query.order_by(Snapshot.epoch.desc()).limit(1)).first()
+    else:
+        snapshot = session.scalars(query.where(Snapshot.epoch == epoch)).first()
+    if snapshot is None:
+        epochs = snapshot_epochs(session, job_id)
+        raise NotFound(
+            f"job {job_id} has no snapshot"
+            + ("" if epoch is None else f" at epoch {epoch}")
+            + (f"; snapshots exist at epochs {_summary(epochs)}" if epochs else " yet")
+        )
+    return snapshot
+
+
+def _summary(epochs: Iterable[int]) -> str:
+    values = list(epochs)
+    shown = ", ".join(map(str, values[:10]))
+    return shown + (f", ... ({len(values)} in all)" if len(values) > 10 else "")

@@ -1,0 +1,53 @@
+"""Keyset pagination with opaque cursors: the last item's sort key as base64 JSON."""
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from service.errors import Invalid
+
+T = TypeVar("T")
+
+
+def _bad_cursor() -> Invalid:
+    return Invalid(
+        "cursor is not one this service issued",
+        [{"loc": ["query", "cursor"], "msg": "not a valid cursor"}],
+    )
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, types: Sequence[type]) -> list[Any]:
+    """The key inside `cursor`, checked against `types` (datetime keys are ISO strings)."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(key, list) or len(key) != len(types):
+            raise ValueError
+        return [
+            datetime.fromisoformat(value) if kind is datetime else _exact(value, kind)
+            for value, kind in zip(key, types, strict=True)
+        ]
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise _bad_cursor() from None
+
+
+def _exact(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise TypeError
+    return value
+
+
+def page_of(rows: list[T], limit: int, key: Callable[[T], list[Any]]) -> tuple[list[T], str | None]:
+    """Cut `rows` (fetched with `limit + 1`) to a page and the cursor of the next one."""
+    if len(rows) > limit:
+        last = key(rows[limit - 1])
+        return rows[:limit], encode_cursor(
+            [v.isoformat() if isinstance(v, datetime) else v for v in last]
+        )
+    return rows, None

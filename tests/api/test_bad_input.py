@@ -1,0 +1,239 @@
+"""Every bad request gets a 4xx problem that names the field, and writes nothing."""
+
+import math
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import XOR_DATASET, row_counts
+
+XOR_ROWS = {
+    "name": "xor",
+    "inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]],
+    "targets": [[1], [0], [0], [1]],
+}
+
+
+def job_body(dataset_id: str, **network: Any) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset_id,
+        "network": {"layers": [2, 4, 1], **network},
+        "training": {"epochs": 10},
+    }
+
+
+def assert_problem(response: Any, status: int, loc: list[Any] | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    if loc is not None:
+        assert problem["errors"][0]["loc"] == loc, problem
+    return problem
+
+
+@pytest.fixture
+def dataset_id(client: TestClient) -> str:
+    response = client.post("/v1/datasets", json=XOR_DATASET)
+    assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_in_rows_are_rejected(
+    client: TestClient, settings: Any, token: bytes
+) -> None:
+    before = row_counts(settings.database_url)
+    body = b'{"name": "bad", "inputs": [[1, 1], [1, ' + token + b']], "targets": [[1], [0]]}'
+
+    response = client.post(
+        "/v1/datasets", content=body, headers={"content-type": "application/json"}
+    )
+
+    problem = assert_problem(response, 422, ["body", "inputs", 1, 1])
+    assert "finite" in problem["errors"][0]["msg"]
+    assert row_counts(settings.database_url) == before
+
+
+def test_ragged_rows_name_the_row(client: TestClient, settings: Any) -> None:
+    before = row_counts(settings.database_url)
+    body = {**XOR_ROWS, "inputs": [[1, 1], [-1, 1], [1], [-1, -1]]}
+
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "inputs", 2])
+
+    assert "1 values" in problem["detail"]
+    assert row_counts(settings.database_url) == before
+
+
+def test_targets_with_another_row_count_are_rejected(client: TestClient) -> None:
+    body = {**XOR_ROWS, "targets": [[1], [0]]}
+
+    assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+
+
+def test_rows_and_generator_together_are_rejected(client: TestClient) -> None:
+    body = {**XOR_ROWS, "generator": XOR_DATASET["generator"]}
+
+    assert_problem(client.post("/v1/datasets", json=body), 422)
+
+
+def test_unknown_generator_kind_is_named(client: TestClient) -> None:
+    body = {"name": "x", "generator": {"kind": "donut", "n_samples": 10}}
+
+    assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "generator", "kind"])
+
+
+def test_too_many_rows_name_the_limit(client: TestClient, settings: Any) -> None:
+    body = {
+        "name": "big",
+        "generator": {"kind": "moons", "n_samples": settings.max_dataset_rows + 1},
+    }
+
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422)
+
+    assert str(settings.max_dataset_rows) in problem["detail"]
+    assert "BACKPROP_MAX_DATASET_ROWS" in problem["detail"]
+
+
+def test_layers_that_do_not_match_the_dataset_are_rejected(
+    client: TestClient, settings: Any, dataset_id: str
+) -> None:
+    before = row_counts(settings.database_url)
+
+    wrong_input = client.post(
+        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [3, 4, 1]}}
+    )
+    wrong_output = client.post(
+        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, 2]}}
+    )
+
+    assert_problem(wrong_input, 422, ["body", "network", "layers", 0])
+    assert_problem(wrong_output, 422, ["body", "network", "layers", 2])
+    assert row_counts(settings.database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("network", "loc"),
+    [
+        ({"hidden_activation": "swish"}, ["body", "network", "hidden_activation"]),
+        ({"layers": [2, 0, 1]}, ["body", "network", "layers", 1]),
+        ({"layers": [2]}, ["body", "network", "layers"]),
+        ({"output_activation": "softmax"}, ["body", "network", "output_activation"]),
+    ],
+)
+def test_bad_network_specs_name_the_field(
+    client: TestClient, dataset_id: str, network: dict[str, Any], loc: list[Any]
+) -> None:
+    body = job_body(dataset_id)
+    body["network"] = {**body["network"], **network}
+
+    assert_problem(client.post("/v1/jobs", json=body), 422, loc)
+
+
+@pytest.mark.parametrize(
+    ("training", "loc"),
+    [
+        ({"learning_rate": 0}, ["body", "training", "learning_rate"]),
+        ({"learning_rate": -1}, ["body", "training", "learning_rate"]),
+        ({"epochs": 0}, ["body", "training", "epochs"]),
+        ({"loss": "categorical_crossentropy"}, ["body", "training", "loss"]),
+        ({"optimizer": "rmsprop"}, ["body", "training", "optimizer"]),
+        ({"bogus": 1}, ["body", "training", "bogus"]),
+        ({"validation_split": 1.0}, ["body", "training", "validation_split"]),
+    ],
+)
+def test_bad_training_specs_name_the_field(
+    client: TestClient, dataset_id: str, training: dict[str, Any], loc: list[Any]
+) -> None:
+    body = job_body(dataset_id)
+    body["training"] = {**body["training"], **training}
+
+    assert_problem(client.post("/v1/jobs", json=body), 422, loc)
+
+
+def test_a_model_above_the_parameter_limit_is_refused(
+    client: TestClient, settings: Any, dataset_id: str
+) -> None:
+    width = math.isqrt(settings.max_parameters) + 2
+    body = job_body(dataset_id)
+    body["network"]["layers"] = [2, 4096, 4096, 4096, 1] if width > 4096 else [2, width, width, 1]
+
+    problem = assert_problem(client.post("/v1/jobs", json=body), 422)
+
+    assert "BACKPROP_MAX_PARAMETERS" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs/missing"),
+        ("GET", "/v1/datasets/missing"),
+        ("DELETE", "/v1/datasets/missing"),
+        ("POST", "/v1/jobs/missing/cancel"),
+        ("GET", "/v1/jobs/missing/history"),
+        ("GET", "/v1/jobs/missing/snapshots"),
+        ("GET", "/v1/jobs/missing/snapshots/1"),
+        ("GET", "/v1/models/missing"),
+        ("GET", "/v1/models/missing/versions/1"),
+    ],
+)
+def test_unknown_ids_answer_404(client: TestClient, method: str, path: str) -> None:
+    problem = assert_problem(client.request(method, path), 404)
+
+    assert "missing" in problem["detail"]
+
+
+def test_a_job_on_an_unknown_dataset_is_404_and_writes_nothing(
+    client: TestClient, settings: Any
+) -> None:
+    before = row_counts(settings.database_url)
+
+    assert_problem(client.post("/v1/jobs", json=job_body("missing")), 404)
+    assert row_counts(settings.database_url) == before
+
+
+def test_cancelling_a_finished_job_is_a_conflict(client: TestClient, dataset_id: str) -> None:
+    job = client.post("/v1/jobs", json=job_body(dataset_id)).json()
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+    problem = assert_problem(client.post(f"/v1/jobs/{job['id']}/cancel"), 409)
+
+    assert "already cancelled" in problem["detail"]
+
+
+def test_an_oversized_body_is_refused_with_413(client: TestClient, settings: Any) -> None:
+    before = row_counts(settings.database_url)
+    rows = [[0.5] * 10] * (settings.max_body_bytes // 40)
+    body = {"name": "big", "inputs": rows, "targets": [[1]] * len(rows)}
+
+    problem = assert_problem(client.post("/v1/datasets", json=body), 413)
+
+    assert str(settings.max_body_bytes) in problem["detail"]
+    assert row_counts(settings.database_url) == before
+
+
+def test_an_oversized_body_without_content_length_is_refused_on_the_stream(
+    client: TestClient, settings: Any
+) -> None:
+    chunk = b" " * 65536
+
+    def stream() -> Any:
+        yield b'{"name": "big", "inputs": ['
+        for _ in range(settings.max_body_bytes // len(chunk) + 2):
+            yield chunk
+
+    response = client.post(
+        "/v1/datasets", content=stream(), headers={"content-type": "application/json"}
+    )
+
+    assert_problem(response, 413)
+
+
+def test_a_bad_cursor_is_a_422_naming_the_cursor(client: TestClient) -> None:
+    assert_problem(client.get("/v1/jobs?cursor=garbage"), 422, ["query", "cursor"])
+
+
+def test_unknown_routes_answer_problem_json(client: TestClient) -> None:
+    assert_problem(client.get("/v1/nothing-here"), 404)
