@@ -8,7 +8,9 @@ from typing import Any
 
 from service.core import Model
 
-# How long "latest version" and alias lookups are trusted before asking the database again.
+# How long "latest version" and alias lookups are trusted before asking the database again:
+# another process's new version or alias move shows within this time; this process's own
+# alias changes show at once.
 RESOLVE_TTL_SECONDS = 1.0
 
 
@@ -48,6 +50,9 @@ class ModelCache:
 
     def remember(self, key: Hashable, version: int) -> None:
         self._resolved[key] = (time.monotonic(), version)
+
+    def forget(self, name: str, alias: str) -> None:
+        self._resolved.pop((name, alias), None)
 
 
 def prediction_body(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def _http_problem(request: Request, error: Exception) -> ProblemResponse:
 
 
 def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem(500, "the service failed to handle this request; it has been logged")
 
 

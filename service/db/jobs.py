@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -102,13 +102,14 @@ def history_page(
 ) -> tuple[list[HistoryRow], str | None]:
     """Epochs in order; with `max_points`, every k-th epoch (and the last) so that at most
     that many points cover the whole run."""
-    job = get_job(session, job_id)
+    get_job(session, job_id)
     query = select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)
-    if max_points is not None and job.epoch > max_points:
-        stride = math.ceil(job.epoch / max_points)
-        query = query.where(
-            ((HistoryRow.epoch - 1) % stride == 0) | (HistoryRow.epoch == job.epoch)
-        )
+    if max_points is not None:
+        last = session.scalar(select(func.max(HistoryRow.epoch)).where(HistoryRow.job_id == job_id))
+        if last is not None and last > max_points:
+            # Epochs 1, 1 + stride, ... and the last: at most max_points in all.
+            stride = math.ceil((last - 1) / (max_points - 1))
+            query = query.where(((HistoryRow.epoch - 1) % stride == 0) | (HistoryRow.epoch == last))
     if cursor is not None:
         (after,) = decode_cursor(cursor, (int,))
         query = query.where(HistoryRow.epoch > after)

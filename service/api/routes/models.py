@@ -93,8 +93,11 @@ def get_version(name: str, version: int, session: SessionDep) -> Any:
     responses=problem_responses(404, 422),
     summary="Point an alias at a version",
 )
-def set_alias(name: str, alias: AliasName, body: AliasSet, session: SessionDep) -> Any:
+def set_alias(
+    name: str, alias: AliasName, body: AliasSet, session: SessionDep, cache: ModelCacheDep
+) -> Any:
     registry.set_alias(session, name, alias, body.version)
+    cache.forget(name, alias)
     return _model_read(session, registry.get_model(session, name))
 
 
@@ -105,8 +108,9 @@ def set_alias(name: str, alias: AliasName, body: AliasSet, session: SessionDep) 
     responses=problem_responses(404),
     summary="Remove an alias",
 )
-def delete_alias(name: str, alias: str, session: SessionDep) -> None:
+def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDep) -> None:
     registry.delete_alias(session, name, alias)
+    cache.forget(name, alias)
 
 
 @router.post(
@@ -118,19 +122,21 @@ def delete_alias(name: str, alias: str, session: SessionDep) -> None:
 async def predict(
     name: str, body: PredictRequest, session: SessionDep, cache: ModelCacheDep
 ) -> Any:
+    # The hot path: a cached model of a known version answers without the database.
+    def load() -> tuple[int, Model]:
+        found = registry.resolve_version(session, name, body.version, body.alias)
+        if body.version is None:
+            cache.remember((name, body.alias), found)
+        return found, cache.load(
+            (name, found), lambda: registry.get_version(session, name, found).weights
+        )
+
     version = body.version or cache.recall((name, body.alias))
-    network = cache.get((name, version)) if version else None
-    if version is None or network is None:
-
-        def load() -> tuple[int, Model]:
-            found = registry.resolve_version(session, name, body.version, body.alias)
-            if body.version is None:
-                cache.remember((name, body.alias), found)
-            return found, cache.load(
-                (name, found), lambda: registry.get_version(session, name, found).weights
-            )
-
-        version, model = await run_in_threadpool(load)
+    cached = cache.get((name, version)) if version else None
+    if version is not None and cached is not None:
+        network = cached
+    else:
+        version, network = await run_in_threadpool(load)
     return JSONResponse(
-        prediction_body(model, body.inputs, model={"name": name, "version": version})
+        prediction_body(network, body.inputs, model={"name": name, "version": version})
     )

@@ -1,0 +1,242 @@
+"""Datasets, jobs and models through the API, with training rows written as a worker would."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.core import RunSpec, Trainer
+from service.core.datasets import generate
+from service.db import Snapshot, make_engine, make_session_factory, registry
+from service.db import jobs as job_queries
+from tests.helpers import XOR_DATASET
+
+MOONS_SPEC = {
+    "network": {
+        "layers": [2, 8, 1],
+        "hidden_activation": "tanh",
+        "output_activation": "sigmoid",
+        "init": "xavier_uniform",
+    },
+    "training": {
+        "loss": "binary_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.05,
+        "epochs": 30,
+        "batch_size": 16,
+    },
+}
+
+
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+def train_and_register(session: Session, client: TestClient, model_name: str) -> dict[str, Any]:
+    """Submit a job through the API, then train and store it as a worker does."""
+    dataset = client.post(
+        "/v1/datasets",
+        json={"name": "moons", "generator": {"kind": "moons", "n_samples": 100, "noise": 0.1}},
+    ).json()
+    job = client.post(
+        "/v1/jobs",
+        json={
+            "dataset_id": dataset["id"],
+            "model_name": model_name,
+            **MOONS_SPEC,
+            "checkpoint_every": 10,
+        },
+    ).json()
+    inputs, targets = generate("moons", 100, 0.1)
+    trainer = Trainer(RunSpec.from_dict(MOONS_SPEC), inputs, targets)
+    records = []
+    for record in trainer.run():
+        records.append(record)
+        if record.epoch % 10 == 0:
+            session.add(
+                Snapshot(job_id=job["id"], epoch=record.epoch, weights=trainer.model().to_bytes())
+            )
+    job_queries.upsert_history(session, job["id"], records)
+    registry.register_version(
+        session, model_name, job["id"], trainer.epoch, trainer.model().to_bytes()
+    )
+    session.commit()
+    return {"job": job, "trainer": trainer, "inputs": inputs}
+
+
+def test_csv_upload_creates_a_dataset_whose_last_columns_are_targets(client: TestClient) -> None:
+    csv = b"x1,x2,y\n1,1,1\n-1,1,0\n1,-1,0\n-1,-1,1\n"
+
+    response = client.post(
+        "/v1/datasets/csv",
+        files={"file": ("xor.csv", csv, "text/csv")},
+        data={"name": "xor", "targets": "1"},
+    )
+
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    assert (dataset["n_samples"], dataset["n_features"], dataset["n_targets"]) == (4, 2, 1)
+    rows = client.get(f"/v1/datasets/{dataset['id']}/rows").json()
+    assert rows == {"inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]], "targets": [[1], [0], [0], [1]]}
+
+
+def test_csv_upload_with_text_in_a_row_names_the_row(client: TestClient) -> None:
+    csv = b"1,1,1\n-1,oops,0\n"
+
+    response = client.post(
+        "/v1/datasets/csv", files={"file": ("bad.csv", csv, "text/csv")}, data={"name": "bad"}
+    )
+
+    assert response.status_code == 422
+    assert "row 2" in response.json()["detail"]
+
+
+def test_datasets_are_listed_newest_first_across_pages(client: TestClient) -> None:
+    ids = [
+        client.post("/v1/datasets", json={**XOR_DATASET, "name": f"d{i}"}).json()["id"]
+        for i in range(5)
+    ]
+
+    first = client.get("/v1/datasets", params={"limit": 2}).json()
+    second = client.get("/v1/datasets", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    third = client.get("/v1/datasets", params={"limit": 2, "cursor": second["next_cursor"]}).json()
+
+    listed = [d["id"] for page in (first, second, third) for d in page["items"]]
+    assert listed == ids[::-1]
+    assert third["next_cursor"] is None
+
+
+def test_a_dataset_used_by_a_job_cannot_be_deleted_until_unused(client: TestClient) -> None:
+    used = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
+    unused = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
+    client.post("/v1/jobs", json={"dataset_id": used, "network": {"layers": [2, 2, 1]}})
+
+    assert client.delete(f"/v1/datasets/{used}").status_code == 409
+    assert client.delete(f"/v1/datasets/{unused}").status_code == 204
+    assert client.get(f"/v1/datasets/{unused}").status_code == 404
+
+
+def test_jobs_filter_by_status_and_model_and_page(client: TestClient) -> None:
+    dataset = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
+    jobs = [
+        client.post(
+            "/v1/jobs",
+            json={"dataset_id": dataset, "model_name": name, "network": {"layers": [2, 2, 1]}},
+        ).json()
+        for name in ("a", "b", "a", "a")
+    ]
+    client.post(f"/v1/jobs/{jobs[0]['id']}/cancel")
+
+    by_model = client.get("/v1/jobs", params={"model_name": "a", "limit": 2}).json()
+    rest = client.get(
+        "/v1/jobs", params={"model_name": "a", "limit": 2, "cursor": by_model["next_cursor"]}
+    ).json()
+    cancelled = client.get("/v1/jobs", params={"status": "cancelled"}).json()["items"]
+
+    assert [j["id"] for j in by_model["items"] + rest["items"]] == [
+        jobs[3]["id"],
+        jobs[2]["id"],
+        jobs[0]["id"],
+    ]
+    assert [j["id"] for j in cancelled] == [jobs[0]["id"]]
+    assert client.get("/v1/jobs", params={"status": "exploded"}).status_code == 422
+
+
+def test_history_pages_and_downsamples(client: TestClient, session: Session) -> None:
+    trained = train_and_register(session, client, "moons")
+    job_id = trained["job"]["id"]
+
+    first = client.get(f"/v1/jobs/{job_id}/history", params={"limit": 20}).json()
+    rest = client.get(
+        f"/v1/jobs/{job_id}/history", params={"limit": 20, "cursor": first["next_cursor"]}
+    ).json()
+    sampled = client.get(f"/v1/jobs/{job_id}/history", params={"max_points": 5}).json()["items"]
+
+    assert [p["epoch"] for p in first["items"] + rest["items"]] == list(range(1, 31))
+    assert rest["next_cursor"] is None
+    assert [p["epoch"] for p in sampled] == [1, 9, 17, 25, 30]
+    assert all(p["accuracy"] is not None for p in first["items"])
+
+
+def test_a_classifier_predicts_outputs_probabilities_and_labels(
+    client: TestClient, session: Session
+) -> None:
+    trained = train_and_register(session, client, "moons")
+    inputs = trained["inputs"][:10]
+
+    response = client.post("/v1/models/moons/predict", json={"inputs": inputs.tolist()})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = trained["trainer"].model().predict(inputs)
+    assert np.allclose(body["outputs"], expected, rtol=0, atol=1e-12)
+    assert body["probabilities"] == body["outputs"]
+    assert body["labels"] == (expected >= 0.5).astype(int).tolist()
+    assert body["model"] == {"name": "moons", "version": 1}
+
+
+def test_versions_and_aliases_select_the_model_that_predicts(
+    client: TestClient, session: Session
+) -> None:
+    first = train_and_register(session, client, "moons")
+    second = train_and_register(session, client, "moons")
+    inputs = first["inputs"][:3].tolist()
+
+    assert client.put("/v1/models/moons/aliases/production", json={"version": 1}).status_code == 200
+    model = client.get("/v1/models/moons").json()
+    by_alias = client.post(
+        "/v1/models/moons/predict", json={"inputs": inputs, "alias": "production"}
+    ).json()
+    latest = client.post("/v1/models/moons/predict", json={"inputs": inputs}).json()
+    versions = client.get("/v1/models/moons/versions").json()["items"]
+
+    assert model["latest_version"] == 2 and model["aliases"] == {"production": 1}
+    assert by_alias["model"]["version"] == 1 and latest["model"]["version"] == 2
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[0]["job_id"] == second["job"]["id"] and versions[0]["network"]["layers"] == [
+        2,
+        8,
+        1,
+    ]
+    assert client.put("/v1/models/moons/aliases/production", json={"version": 9}).status_code == 404
+    assert client.delete("/v1/models/moons/aliases/production").status_code == 204
+    assert (
+        client.post(
+            "/v1/models/moons/predict", json={"inputs": inputs, "alias": "production"}
+        ).status_code
+        == 404
+    )
+
+
+def test_predict_at_a_snapshot_epoch_uses_that_epochs_weights(
+    client: TestClient, session: Session
+) -> None:
+    trained = train_and_register(session, client, "moons")
+    job_id, inputs = trained["job"]["id"], trained["inputs"][:4].tolist()
+
+    early = client.post(f"/v1/jobs/{job_id}/predict", json={"inputs": inputs, "epoch": 10}).json()
+    latest = client.post(f"/v1/jobs/{job_id}/predict", json={"inputs": inputs}).json()
+    missing = client.post(f"/v1/jobs/{job_id}/predict", json={"inputs": inputs, "epoch": 11})
+
+    assert (early["epoch"], latest["epoch"]) == (10, 30)
+    assert early["outputs"] != latest["outputs"]
+    assert missing.status_code == 404 and "10, 20, 30" in missing.json()["detail"]
+
+
+def test_predict_with_inputs_of_the_wrong_width_names_the_field(
+    client: TestClient, session: Session
+) -> None:
+    train_and_register(session, client, "moons")
+
+    response = client.post("/v1/models/moons/predict", json={"inputs": [[1, 2, 3]]})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "inputs"]
