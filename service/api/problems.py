@@ -43,14 +43,18 @@ def problem(status: int, detail: str, errors: list[FieldError] | None = None) ->
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: each status documented with the Problem schema."""
+    """The `responses=` of a route: each status documented with the Problem schema.
+
+    422 is always among them: it replaces FastAPI's default validation-error schema, which
+    is not the problem+json this service sends.
+    """
     return {
         status: {
             "model": Problem,
             "description": TITLES.get(status, "Error"),
             "content": {"application/problem+json": {}},
         }
-        for status in statuses
+        for status in sorted({*statuses, 422})
     }
 
 

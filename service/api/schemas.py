@@ -80,6 +80,19 @@ class Page(Output, Generic[T]):
 
 
 class NetworkSpecIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "layers": [2, 8, 1],
+                    "hidden_activation": "tanh",
+                    "output_activation": "identity",
+                    "init": "xavier_uniform",
+                }
+            ]
+        }
+    )
+
     layers: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
         min_length=2,
         max_length=32,
@@ -92,6 +105,23 @@ class NetworkSpecIn(Input):
 
 
 class TrainingSpecIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loss": "mse",
+                    "optimizer": "sgd",
+                    "learning_rate": 0.05,
+                    "epochs": 500,
+                    "batch_size": 1,
+                    "shuffle": True,
+                    "seed": 0,
+                    "update_rule": "standard",
+                }
+            ]
+        }
+    )
+
     loss: Loss = "mse"
     optimizer: OptimizerName = "sgd"
     learning_rate: float = Field(0.01, gt=0, le=100)
@@ -119,15 +149,27 @@ class TrainingSpecIn(Input):
 
 
 class LayerParameters(Input):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"weights": [[0.5, -0.25]], "bias": [0.1]}]}
+    )
+
     weights: list[Row] = Field(description="Shape (n_out, n_in).")
     bias: Row = Field(description="Shape (n_out,).")
 
 
 class ParametersIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"layers": [{"weights": [[0.5, -0.25]], "bias": [0.1]}]}]}
+    )
+
     layers: list[LayerParameters] = Field(min_length=1)
 
 
 class LayerParametersRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"weights": [[0.5, -0.25]], "bias": [0.1]}]}
+    )
+
     weights: list[list[float]]
     bias: list[float]
 
@@ -136,6 +178,12 @@ class LayerParametersRead(Output):
 
 
 class GeneratorSpec(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"kind": "moons", "n_samples": 500, "noise": 0.1, "seed": 0}]
+        }
+    )
+
     kind: GeneratorKind
     n_samples: int = Field(200, ge=2)
     noise: float = Field(0.0, ge=0, le=10)
@@ -178,6 +226,22 @@ class DatasetCreate(Input):
 
 
 class DatasetRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b",
+                    "name": "xor",
+                    "n_samples": 4,
+                    "n_features": 2,
+                    "n_targets": 1,
+                    "source": {"kind": "rows"},
+                    "created_at": "2026-11-28T10:00:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     name: str
     n_samples: int
@@ -188,6 +252,14 @@ class DatasetRead(Output):
 
 
 class DatasetRows(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]], "targets": [[1], [0], [0], [1]]}
+            ]
+        }
+    )
+
     inputs: list[list[float]]
     targets: list[list[float]]
 
@@ -235,6 +307,36 @@ class JobCreate(Input):
 
 
 class JobRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "4c1d2e3f5a6b7c8d9e0f1a2b3c4d5e6f",
+                    "dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b",
+                    "model_name": "xor-net",
+                    "status": "running",
+                    "epoch": 120,
+                    "epochs_total": 500,
+                    "progress": 0.24,
+                    "loss": 0.0123,
+                    "val_loss": None,
+                    "error": None,
+                    "stop_reason": None,
+                    "attempts": 1,
+                    "model_version": None,
+                    "checkpoint_every": 50,
+                    "spec": {
+                        "network": {"layers": [2, 8, 1], "hidden_activation": "tanh"},
+                        "training": {"epochs": 500},
+                    },
+                    "created_at": "2026-11-28T10:00:00Z",
+                    "started_at": "2026-11-28T10:00:00Z",
+                    "finished_at": None,
+                }
+            ]
+        }
+    )
+
     id: str
     dataset_id: str
     model_name: str | None
@@ -260,6 +362,22 @@ class JobRead(Output):
 
 
 class HistoryPoint(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "epoch": 1,
+                    "loss": 0.2512,
+                    "val_loss": None,
+                    "rmse": 0.7088,
+                    "accuracy": None,
+                    "val_accuracy": None,
+                    "learning_rate": 0.05,
+                }
+            ]
+        }
+    )
+
     epoch: int
     loss: float | None
     val_loss: float | None
@@ -270,11 +388,21 @@ class HistoryPoint(Output):
 
 
 class SnapshotSummary(Output):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"epoch": 50, "created_at": "2026-11-28T10:00:00Z"}]}
+    )
+
     epoch: int
     created_at: datetime
 
 
 class SnapshotRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"epoch": 50, "layers": [{"weights": [[0.5, -0.25]], "bias": [0.1]}]}]
+        }
+    )
+
     epoch: int
     layers: list[LayerParametersRead]
 
@@ -304,11 +432,26 @@ class JobPredictRequest(Input):
 
 
 class ModelRef(Output):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "xor-net", "version": 1}]})
+
     name: str
     version: int
 
 
 class PredictResponse(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outputs": [[0.98], [0.03]],
+                    "probabilities": [[0.98], [0.03]],
+                    "labels": [[1], [0]],
+                    "model": {"name": "xor-net", "version": 1},
+                }
+            ]
+        }
+    )
+
     outputs: list[list[float]]
     probabilities: list[list[float]] | None = Field(
         None, description="For sigmoid and softmax outputs: the outputs as probabilities."
@@ -324,6 +467,20 @@ class PredictResponse(Output):
 
 
 class ModelRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "xor-net",
+                    "description": None,
+                    "latest_version": 2,
+                    "aliases": {"production": 1},
+                    "created_at": "2026-11-28T10:00:00Z",
+                }
+            ]
+        }
+    )
+
     name: str
     description: str | None
     latest_version: int | None
@@ -332,6 +489,26 @@ class ModelRead(Output):
 
 
 class ModelVersionRead(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "xor-net",
+                    "version": 1,
+                    "job_id": "4c1d2e3f5a6b7c8d9e0f1a2b3c4d5e6f",
+                    "epoch": 500,
+                    "network": {
+                        "layers": [2, 8, 1],
+                        "hidden_activation": "tanh",
+                        "output_activation": "identity",
+                        "init": "xavier_uniform",
+                    },
+                    "created_at": "2026-11-28T10:00:00Z",
+                }
+            ]
+        }
+    )
+
     name: str
     version: int
     job_id: str | None
@@ -384,21 +561,72 @@ class TraceRequest(Input):
 
 
 class ForwardValues(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"aggregate": [4.98368353, 1.29043732], "activation": [4.98368353, 1.29043732]}
+            ]
+        }
+    )
+
     aggregate: list[float]
     activation: list[float]
 
 
 class BackwardValues(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delta": [-0.93742547],
+                    "weight_gradient": [[-4.67183186, -1.20968881]],
+                    "bias_gradient": [-0.93742547],
+                }
+            ]
+        }
+    )
+
     delta: list[float]
     weight_gradient: list[list[float]]
     bias_gradient: list[float]
 
 
 class UpdatedParameters(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"layers": [{"weights": [[-0.10463889, -0.09112196]], "bias": [0.95946267]}]}
+            ]
+        }
+    )
+
     layers: list[LayerParametersRead]
 
 
 class TraceResponse(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "forward": [{"aggregate": [0.06257453], "activation": [0.06257453]}],
+                    "output": [0.06257453],
+                    "loss": 0.43938325,
+                    "output_error": [-0.93742547],
+                    "backward": [
+                        {
+                            "delta": [-0.93742547],
+                            "weight_gradient": [[-4.67183186, -1.20968881]],
+                            "bias_gradient": [-0.93742547],
+                        }
+                    ],
+                    "updated": {
+                        "layers": [{"weights": [[-0.10463889, -0.09112196]], "bias": [0.95946267]}]
+                    },
+                }
+            ]
+        }
+    )
+
     forward: list[ForwardValues] = Field(description="Per layer, the first hidden layer first.")
     output: list[float]
     loss: float
@@ -411,12 +639,43 @@ class TraceResponse(Output):
 
 
 class ErrorItem(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loc": ["body", "network", "layers", 0],
+                    "msg": "input width 3 does not match the data's 2 features",
+                }
+            ]
+        }
+    )
+
     loc: list[str | int]
     msg: str
 
 
 class Problem(Output):
     """An `application/problem+json` body (RFC 9457)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Invalid request",
+                    "status": 422,
+                    "detail": "network.layers[0]: input width 3 does not match "
+                    "the data's 2 features",
+                    "errors": [
+                        {
+                            "loc": ["body", "network", "layers", 0],
+                            "msg": "input width 3 does not match the data's 2 features",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     type: str = "about:blank"
     title: str
@@ -426,10 +685,25 @@ class Problem(Output):
 
 
 class Health(Output):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"] = "ok"
 
 
 class Readiness(Output):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "database": True,
+                    "schema_revision": "0001_initial",
+                    "head_revision": "0001_initial",
+                }
+            ]
+        }
+    )
+
     status: Literal["ready", "unavailable"]
     database: bool
     schema_revision: str | None
