@@ -1,5 +1,6 @@
 """`backprop serve`: the API in this process and the workers as child processes."""
 
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +19,13 @@ log = logging.getLogger("service.serve")
 WORKER_GRACE_SECONDS = 20.0
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if `serve` dies, even by SIGKILL, so no worker is orphaned."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class WorkerPool:
     """`count` `backprop worker` processes, restarted if one dies while serving."""
 
@@ -28,8 +36,10 @@ class WorkerPool:
         self._watcher = threading.Thread(target=self._watch, name="worker-watcher", daemon=True)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        # Workers read the same BACKPROP_ settings; the count tells them how to share the cores.
+        env = {**os.environ, "BACKPROP_WORKERS": str(self.count)}
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"], env=os.environ.copy()
+            [sys.executable, "-m", "service.cli", "worker"], env=env, preexec_fn=_die_with_parent
         )
 
     def start(self) -> None:

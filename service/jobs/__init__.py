@@ -1,0 +1,1 @@
+"""The worker's logic: claim jobs from the database, hold a lease, train, checkpoint, finish."""

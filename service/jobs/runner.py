@@ -1,0 +1,312 @@
+"""Run one claimed job: train it, write history and snapshots under the lease, finish it."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.core import EpochRecord, RunSpec, SpecError, Trainer
+from service.db.base import utc_now
+from service.db.datasets import dataset_arrays
+from service.db.jobs import upsert_history
+from service.db.models import Dataset, HistoryRow, Job, JobStatus, Snapshot
+from service.db.registry import register_version
+from service.jobs.lease import Lease, LeaseLost, finish, hand_back, touch
+
+log = logging.getLogger(__name__)
+
+# History is written at most this often, so a fast job costs a handful of transactions.
+FLUSH_SECONDS = 0.25
+MAX_ERROR_CHARS = 500
+# Two jobs of one model finishing at once on PostgreSQL can pick the same next version
+# number; the loser retries with the following one.
+REGISTER_TRIES = 3
+
+
+class Heartbeat:
+    """A thread that refreshes the lease every `interval` seconds, in its own sessions,
+    and sets `cancel_requested` or `lease_lost` when it notices either."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        lease: Lease,
+        interval: float,
+        cancel_requested: threading.Event,
+        lease_lost: threading.Event,
+    ) -> None:
+        self.session_factory = session_factory
+        self.lease = lease
+        self.interval = interval
+        self.cancel_requested = cancel_requested
+        self.lease_lost = lease_lost
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{lease.job_id}", daemon=True
+        )
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        job_id = self.lease.job_id
+        while not self._done.wait(self.interval):
+            try:
+                with self.session_factory.begin() as session:
+                    if touch(session, self.lease, utc_now()):
+                        self.cancel_requested.set()
+            except LeaseLost:
+                log.warning("job.lease_lost job_id=%s noticed by the heartbeat", job_id)
+                self.lease_lost.set()
+                return
+            except SQLAlchemyError:
+                # The next beat may get through; the lease only expires after several misses.
+                log.exception("job.heartbeat_failed job_id=%s", job_id)
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """What a run needs from the database, read once when it starts."""
+
+    spec: dict[str, Any]
+    model_name: str | None
+    checkpoint_every: int
+    inputs: np.ndarray
+    targets: np.ndarray
+    checkpoint: bytes | None
+    resume_epoch: int
+
+
+class JobRunner:
+    """Runs one claimed job until it ends, the worker stops, or the lease is lost.
+
+    Every write first checks the lease in the same transaction, so once another worker
+    owns the job this one stops without writing anything more.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        lease: Lease,
+        stop: threading.Event,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.session_factory = session_factory
+        self.lease = lease
+        self.job_id = lease.job_id
+        self.stop = stop
+        self.heartbeat_seconds = heartbeat_seconds
+        self.cancel_requested = threading.Event()
+        self.lease_lost = threading.Event()
+        self.pending: list[EpochRecord] = []
+        self.snapshot_epoch = 0
+
+    def run(self) -> JobStatus | None:
+        """Train and finish the job; returns its new status (`queued` when handed back on
+        stop), or None when the lease was lost or the database failed and nothing more
+        could be written."""
+        heartbeat = Heartbeat(
+            self.session_factory,
+            self.lease,
+            self.heartbeat_seconds,
+            self.cancel_requested,
+            self.lease_lost,
+        )
+        with heartbeat:
+            try:
+                status = self._run()
+            except LeaseLost:
+                log.warning("job.lease_lost job_id=%s stopped without writing", self.job_id)
+                return None
+            except OperationalError:
+                # The lease expires and another worker resumes from the last checkpoint.
+                log.exception("job.abandoned job_id=%s the database failed", self.job_id)
+                return None
+            except Exception as error:
+                log.exception("job.crashed job_id=%s", self.job_id)
+                return self._fail_after(error)
+        action = "handed_back" if status == JobStatus.QUEUED else status.value
+        log.info("job.%s job_id=%s", action, self.job_id)
+        return status
+
+    def _run(self) -> JobStatus:
+        job = self._start()
+        try:
+            spec = RunSpec.from_dict(job.spec)
+            trainer = Trainer(spec, job.inputs, job.targets, checkpoint=job.checkpoint)
+        except SpecError as error:
+            self._commit(None, end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
+            return JobStatus.FAILED
+        if job.resume_epoch:
+            log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
+
+        last_flush = time.monotonic()
+        while not trainer.done:
+            if self.lease_lost.is_set():
+                raise LeaseLost(self.job_id)
+            if self.stop.is_set() or self.cancel_requested.is_set():
+                break
+            record = trainer.train_epoch()
+            if record is not None:
+                self.pending.append(record)
+            if trainer.done:
+                break  # the final snapshot is written with the final state
+            checkpoint_due = trainer.epoch % job.checkpoint_every == 0
+            if checkpoint_due or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                self._commit(trainer if checkpoint_due else None)
+                last_flush = time.monotonic()
+
+        if trainer.diverged:
+            # The diverged epoch restored the previous weights; earlier snapshots stay.
+            self._commit(None, end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
+            return JobStatus.FAILED
+        if trainer.done:
+            return self._succeed(trainer, job.model_name)
+        if self.cancel_requested.is_set():
+            self._commit(trainer, end=self._ending(JobStatus.CANCELLED))
+            return JobStatus.CANCELLED
+        self._commit(trainer, end=lambda session: hand_back(session, self.lease))
+        return JobStatus.QUEUED
+
+    def _start(self) -> JobInput:
+        """Read the job, its data and latest checkpoint; drop history past that checkpoint
+        (written by an attempt that died), since this run writes those epochs again."""
+        with self.session_factory.begin() as session:
+            if touch(session, self.lease, utc_now()):
+                self.cancel_requested.set()
+            job = session.get_one(Job, self.job_id)
+            inputs, targets = dataset_arrays(session.get_one(Dataset, job.dataset_id))
+            latest = session.scalars(
+                select(Snapshot)
+                .where(Snapshot.job_id == self.job_id, Snapshot.checkpoint.is_not(None))
+                .order_by(Snapshot.epoch.desc())
+                .limit(1)
+            ).first()
+            resume_epoch = latest.epoch if latest is not None else 0
+            session.execute(
+                delete(HistoryRow).where(
+                    HistoryRow.job_id == self.job_id, HistoryRow.epoch > resume_epoch
+                )
+            )
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id)
+                .values(epoch=resume_epoch)
+                .execution_options(synchronize_session=False)
+            )
+            self.snapshot_epoch = resume_epoch
+            return JobInput(
+                spec=job.spec,
+                model_name=job.model_name,
+                checkpoint_every=job.checkpoint_every,
+                inputs=inputs,
+                targets=targets,
+                checkpoint=latest.checkpoint if latest is not None else None,
+                resume_epoch=resume_epoch,
+            )
+
+    def _commit(
+        self,
+        snapshot_of: Trainer | None,
+        weights: bytes | None = None,
+        end: Callable[[Session], None] | None = None,
+    ) -> None:
+        """In one transaction: check the lease, write the buffered history and progress,
+        a snapshot of `snapshot_of` (unless its epoch has one), then `end` if given."""
+        with self.session_factory.begin() as session:
+            cancel_requested = touch(session, self.lease, utc_now())
+            if self.pending:
+                upsert_history(session, self.job_id, self.pending)
+                last = self.pending[-1]
+                session.execute(
+                    update(Job)
+                    .where(Job.id == self.job_id)
+                    .values(epoch=last.epoch, loss=last.loss, val_loss=last.val_loss)
+                    .execution_options(synchronize_session=False)
+                )
+            snapshot_epoch = self.snapshot_epoch
+            if snapshot_of is not None and snapshot_of.epoch != snapshot_epoch:
+                snapshot_epoch = snapshot_of.epoch
+                session.merge(
+                    Snapshot(
+                        job_id=self.job_id,
+                        epoch=snapshot_epoch,
+                        weights=snapshot_of.model().to_bytes() if weights is None else weights,
+                        checkpoint=snapshot_of.checkpoint(),
+                    )
+                )
+            if end is not None:
+                end(session)
+        self.pending.clear()
+        self.snapshot_epoch = snapshot_epoch
+        if cancel_requested:
+            self.cancel_requested.set()
+
+    def _ending(self, status: JobStatus, error: str | None = None) -> Callable[[Session], None]:
+        def end(session: Session) -> None:
+            finish(session, self.lease, status, utc_now(), error=error)
+
+        return end
+
+    def _succeed(self, trainer: Trainer, model_name: str | None) -> JobStatus:
+        """Final snapshot, state and (with a model name) the model's next version, at once."""
+        weights = trainer.model().to_bytes()
+        version: int | None = None
+
+        def end(session: Session) -> None:
+            nonlocal version
+            if model_name is not None:
+                version = register_version(
+                    session, model_name, self.job_id, trainer.epoch, weights
+                ).version
+            finish(
+                session,
+                self.lease,
+                JobStatus.SUCCEEDED,
+                utc_now(),
+                stop_reason=trainer.stop_reason,
+                model_version=version,
+            )
+
+        for tries_left in reversed(range(REGISTER_TRIES)):
+            try:
+                self._commit(trainer, weights, end)
+                break
+            except IntegrityError:
+                if model_name is None or not tries_left:
+                    raise
+        if version is not None:
+            log.info(
+                "job.registered job_id=%s model=%s version=%d", self.job_id, model_name, version
+            )
+        return JobStatus.SUCCEEDED
+
+    def _fail_after(self, error: Exception) -> JobStatus | None:
+        """Mark the job failed after an unexpected error, so it is never left running."""
+        message = f"training failed unexpectedly: {type(error).__name__}: {error}"
+        if isinstance(error, SQLAlchemyError):
+            self.pending.clear()  # they may be what the database refused
+        try:
+            self._commit(None, end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
+        except (LeaseLost, SQLAlchemyError):
+            log.exception("job.fail_not_recorded job_id=%s", self.job_id)
+            return None
+        return JobStatus.FAILED

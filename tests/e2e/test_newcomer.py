@@ -1,0 +1,212 @@
+"""A newcomer's first session, against `backprop serve` started as a real process."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
+XOR_TARGETS = [1, 0, 0, 1]
+
+NOTEBOOK_JOB = {
+    "model_name": "notebook",
+    "network": {
+        "layers": [2, 2, 1],
+        "hidden_activation": "relu",
+        "output_activation": "identity",
+        "init": "normal",
+    },
+    "training": {
+        "loss": "mse",
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "epochs": 500,
+        "batch_size": 1,
+        "shuffle": True,
+        "seed": 0,
+        "update_rule": "dirty",
+    },
+    "checkpoint_every": 100,
+}
+TANH_JOB = {
+    "model_name": "xor-net",
+    "network": {"layers": [2, 8, 1], "hidden_activation": "tanh", "init": "xavier_uniform"},
+    "training": {"learning_rate": 0.05, "epochs": 500, "batch_size": 1, "seed": 0},
+    "checkpoint_every": 50,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def backprop(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+        self.process, self.base_url, self.log = process, base_url, log
+
+    def worker_pids(self) -> list[int]:
+        found = re.search(r"started \d+ worker process\(es\): \[([\d, ]+)\]", self.log.read_text())
+        assert found, self.log.read_text()
+        return [int(pid) for pid in found.group(1).split(",")]
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    env = {**os.environ, "BACKPROP_DATABASE_URL": database_url, "BACKPROP_WORKERS": "2"}
+    subprocess.run(backprop("db", "upgrade"), env=env, check=True, timeout=60)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            backprop("serve", "--port", str(port)),
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx2.get(f"{server.base_url}/ready").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the service did not become ready:\n{log.read_text()}")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(client: httpx2.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id} did not finish: {job}")
+
+
+def test_newcomer_trains_xor_and_predicts(server: Server) -> None:
+    with httpx2.Client(base_url=server.base_url, timeout=30) as client:
+        dataset = client.post(
+            "/v1/datasets", json={"name": "xor", "generator": {"kind": "xor", "n_samples": 4}}
+        )
+        assert dataset.status_code == 201, dataset.text
+        dataset_id = dataset.json()["id"]
+
+        submitted = [
+            client.post("/v1/jobs", json={"dataset_id": dataset_id, **body})
+            for body in (NOTEBOOK_JOB, TANH_JOB)
+        ]
+        assert [response.status_code for response in submitted] == [202, 202]
+        assert all(response.json()["status"] == "queued" for response in submitted)
+        notebook, tanh = (wait_for(client, response.json()["id"]) for response in submitted)
+        assert notebook["status"] == "succeeded", notebook
+        assert tanh["status"] == "succeeded", tanh
+        assert (tanh["epoch"], tanh["progress"], tanh["model_version"]) == (500, 1.0, 1)
+
+        # The whole history: one row per epoch, with the notebook's RMSE.
+        history = client.get(f"/v1/jobs/{notebook['id']}/history", params={"limit": 1000}).json()
+        assert [point["epoch"] for point in history["items"]] == list(range(1, 501))
+        assert history["next_cursor"] is None
+        assert all(point["rmse"] is not None for point in history["items"])
+        downsampled = client.get(
+            f"/v1/jobs/{notebook['id']}/history", params={"max_points": 50}
+        ).json()
+        assert 2 <= len(downsampled["items"]) <= 50
+        assert downsampled["items"][-1]["epoch"] == 500
+
+        snapshots = client.get(f"/v1/jobs/{tanh['id']}/snapshots").json()["items"]
+        assert [snapshot["epoch"] for snapshot in snapshots] == list(range(50, 501, 50))
+
+        prediction = client.post("/v1/models/xor-net/predict", json={"inputs": XOR_INPUTS}).json()
+        assert prediction["model"] == {"name": "xor-net", "version": 1}
+        outputs = [row[0] for row in prediction["outputs"]]
+        assert [output > 0.5 for output in outputs] == [target == 1 for target in XOR_TARGETS], (
+            outputs
+        )
+
+        early = client.post(
+            f"/v1/jobs/{tanh['id']}/predict", json={"inputs": XOR_INPUTS, "epoch": 50}
+        ).json()
+        assert early["epoch"] == 50
+        assert [row[0] for row in early["outputs"]] != outputs
+
+        weights = client.get(f"/v1/jobs/{tanh['id']}/snapshots/500").json()
+        assert [len(layer["weights"]) for layer in weights["layers"]] == [8, 1]
+
+
+def test_ctrl_c_stops_the_api_and_its_workers(server: Server) -> None:
+    workers = server.worker_pids()
+
+    server.process.send_signal(signal.SIGINT)
+
+    assert server.process.wait(timeout=30) == 0, server.log.read_text()
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+
+
+def test_workers_do_not_outlive_a_killed_server(server: Server) -> None:
+    workers = server.worker_pids()
+
+    server.process.kill()
+    server.process.wait()
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+
+
+def alive(pid: int) -> bool:
+    """True for a running process; an exited child not yet reaped (zombie) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_serve_refuses_an_unmigrated_database(database_url: str) -> None:
+    env = {**os.environ, "BACKPROP_DATABASE_URL": database_url}
+
+    result = subprocess.run(
+        backprop("serve", "--port", str(free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "backprop db upgrade" in result.stderr
