@@ -55,12 +55,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_schema(settings)
         engine = make_engine(settings.database_url)
+        read_engine = make_engine(settings.database_url, read_only=True)
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.read_session_factory = make_session_factory(read_engine)
         app.state.model_cache = ModelCache(settings.model_cache_size)
         yield
         engine.dispose()
+        read_engine.dispose()
 
     app = FastAPI(
         title="Backprop Service",

@@ -6,6 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
+
 from service.core import Model
 
 # How long "latest version" and alias lookups are trusted before asking the database again:
@@ -53,6 +55,17 @@ class ModelCache:
 
     def forget(self, name: str, alias: str) -> None:
         self._resolved.pop((name, alias), None)
+
+
+# Below this many rows a prediction is cheaper than handing it to a thread.
+INLINE_ROWS = 64
+
+
+async def predict_off_loop(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
+    """`prediction_body`, in the thread pool for large batches so the event loop stays free."""
+    if len(inputs) < INLINE_ROWS:
+        return prediction_body(network, inputs, **extra)
+    return await run_in_threadpool(prediction_body, network, inputs, **extra)
 
 
 def prediction_body(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import sys
 import threading
 
 import uvicorn
+from threadpoolctl import threadpool_limits
 
 from service.api.app import SchemaOutOfDate, check_schema, create_app
 from service.config import Settings
@@ -81,6 +82,8 @@ def serve(settings: Settings) -> None:
         sys.exit(f"error: {error}")
     pool = WorkerPool(settings.workers)
     pool.start()
+    # The API's matmuls are small and its requests concurrent: one BLAS thread each.
+    threadpool_limits(1)
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     finally:

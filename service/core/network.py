@@ -234,7 +234,24 @@ class Backprop:
         return grads
 
 
+# Inference runs in row chunks so its temporaries stay small (no page faults on fresh
+# memory for every large request, see docs/performance.md) and cache-resident.
+PREDICT_CHUNK_ROWS = 512
+
+
 def predict(spec: NetworkSpec, params: Parameters, inputs: np.ndarray) -> np.ndarray:
-    """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`."""
-    ws = Workspace(spec, len(inputs), params.flat.dtype)
-    return Backprop(spec, "mse").forward(params, with_ones(inputs, params.flat.dtype), ws)
+    """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`: the forward pass
+    alone, without the buffers training keeps for the backward pass."""
+    inputs = np.asarray(inputs, dtype=params.flat.dtype)
+    outputs = np.empty((len(inputs), spec.n_outputs), params.flat.dtype)
+    hidden, output = HIDDEN[spec.hidden_activation][0], OUTPUT[spec.output_activation][0]
+    last = len(params.weights) - 1
+    for start in range(0, len(inputs), PREDICT_CHUNK_ROWS):
+        h = inputs[start : start + PREDICT_CHUNK_ROWS]
+        for layer, (weights, bias) in enumerate(zip(params.weights, params.biases, strict=True)):
+            a = h @ weights.T
+            a += bias
+            (output if layer == last else hidden)(a, a)
+            h = a
+        outputs[start : start + len(h)] = h
+    return outputs

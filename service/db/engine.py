@@ -9,11 +9,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True, read_only: bool = False) -> Engine:
     """Create an engine for `url`, configured so several processes can share the database.
 
     `sqlite_foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter
     it, and dropping the old copy with foreign keys on would cascade-delete child rows.
+    `read_only=True` is for sessions that never write: on SQLite their transactions are
+    deferred, so in WAL mode they read a snapshot without waiting for the write lock.
     """
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -24,6 +26,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
         f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         # A writer no longer blocks readers outside a transaction, and commits are cheaper.
         "PRAGMA journal_mode = WAL",
+        # In WAL mode NORMAL cannot corrupt the database; it skips the fsync per commit
+        # (the last commits can be lost on power failure, not on a process crash).
+        "PRAGMA synchronous = NORMAL",
         f"PRAGMA foreign_keys = {'ON' if sqlite_foreign_keys else 'OFF'}",
     ]
 
@@ -40,8 +45,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
         # IMMEDIATE takes the write lock up front, waiting up to busy_timeout. A deferred
         # transaction that reads and then writes fails with "database is locked" when
         # another process wrote in between, and two workers could claim the same job.
-        # The price: every transaction, reads included, runs one at a time, so keep them short.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # The price: such transactions run one at a time, so keep them short; read-only
+        # engines take a deferred BEGIN and read a WAL snapshot without waiting.
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -117,6 +117,7 @@ class JobRunner:
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.pending: list[EpochRecord] = []
+        self.pending_snapshots: list[Snapshot] = []
         self.snapshot_epoch = 0
 
     def run(self) -> JobStatus | None:
@@ -169,9 +170,13 @@ class JobRunner:
                 self.pending.append(record)
             if trainer.done:
                 break  # the final snapshot is written with the final state
-            checkpoint_due = trainer.epoch % job.checkpoint_every == 0
-            if checkpoint_due or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                self._commit(trainer if checkpoint_due else None)
+            if trainer.epoch % job.checkpoint_every == 0:
+                self.pending_snapshots.append(self._snapshot(trainer))
+            # Snapshots wait for the next flush too: a crash then resumes from an earlier
+            # checkpoint, which ends identically, and a fast job is not one commit per
+            # checkpoint.
+            if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                self._commit(None)
                 last_flush = time.monotonic()
 
         if trainer.diverged:
@@ -229,8 +234,8 @@ class JobRunner:
         weights: bytes | None = None,
         end: Callable[[Session], None] | None = None,
     ) -> None:
-        """In one transaction: check the lease, write the buffered history and progress,
-        a snapshot of `snapshot_of` (unless its epoch has one), then `end` if given."""
+        """In one transaction: check the lease, write the buffered history, progress and
+        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""
         with self.session_factory.begin() as session:
             cancel_requested = touch(session, self.lease, utc_now())
             if self.pending:
@@ -242,23 +247,28 @@ class JobRunner:
                     .values(epoch=last.epoch, loss=last.loss, val_loss=last.val_loss)
                     .execution_options(synchronize_session=False)
                 )
-            snapshot_epoch = self.snapshot_epoch
-            if snapshot_of is not None and snapshot_of.epoch != snapshot_epoch:
-                snapshot_epoch = snapshot_of.epoch
-                session.merge(
-                    Snapshot(
-                        job_id=self.job_id,
-                        epoch=snapshot_epoch,
-                        weights=snapshot_of.model().to_bytes() if weights is None else weights,
-                        checkpoint=snapshot_of.checkpoint(),
-                    )
-                )
+            snapshots = list(self.pending_snapshots)
+            latest = snapshots[-1].epoch if snapshots else self.snapshot_epoch
+            if snapshot_of is not None and snapshot_of.epoch != latest:
+                snapshots.append(self._snapshot(snapshot_of, weights))
+            for snapshot in snapshots:
+                session.merge(snapshot)
             if end is not None:
                 end(session)
         self.pending.clear()
-        self.snapshot_epoch = snapshot_epoch
+        self.pending_snapshots.clear()
+        if snapshots:
+            self.snapshot_epoch = snapshots[-1].epoch
         if cancel_requested:
             self.cancel_requested.set()
+
+    def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> Snapshot:
+        return Snapshot(
+            job_id=self.job_id,
+            epoch=trainer.epoch,
+            weights=trainer.model().to_bytes() if weights is None else weights,
+            checkpoint=trainer.checkpoint(),
+        )
 
     def _ending(self, status: JobStatus, error: str | None = None) -> Callable[[Session], None]:
         def end(session: Session) -> None:
@@ -304,6 +314,7 @@ class JobRunner:
         message = f"training failed unexpectedly: {type(error).__name__}: {error}"
         if isinstance(error, SQLAlchemyError):
             self.pending.clear()  # they may be what the database refused
+            self.pending_snapshots.clear()
         try:
             self._commit(None, end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
         except (LeaseLost, SQLAlchemyError):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.problems import problem_responses
 from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
 from service.config import Settings
@@ -126,7 +126,7 @@ def _numeric(row: list[str]) -> bool:
 @router.get(
     "", response_model=Page[DatasetRead], responses=problem_responses(422), summary="List datasets"
 )
-def list_datasets(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+def list_datasets(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
     items, next_cursor = queries.list_datasets(session, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
@@ -137,7 +137,7 @@ def list_datasets(session: SessionDep, limit: Limit = 50, cursor: Cursor = None)
     responses=problem_responses(404),
     summary="Get a dataset",
 )
-def get_dataset(dataset_id: str, session: SessionDep) -> Any:
+def get_dataset(dataset_id: str, session: ReadSessionDep) -> Any:
     return queries.get_dataset(session, dataset_id)
 
 
@@ -147,7 +147,7 @@ def get_dataset(dataset_id: str, session: SessionDep) -> Any:
     responses=problem_responses(404),
     summary="Get a dataset's inputs and targets",
 )
-def get_rows(dataset_id: str, session: SessionDep) -> Any:
+def get_rows(dataset_id: str, session: ReadSessionDep) -> Any:
     inputs, targets = queries.dataset_arrays(queries.get_dataset(session, dataset_id))
     return {"inputs": inputs.tolist(), "targets": targets.tolist()}
 

@@ -2,11 +2,19 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import ModelCacheDep, SessionDep, SettingsDep
-from service.api.predictions import prediction_body
+from service.api.deps import (
+    ModelCacheDep,
+    ReadSessionDep,
+    ReadSessionsDep,
+    SessionDep,
+    SettingsDep,
+    body_schema,
+    json_body,
+)
+from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.routes.datasets import Cursor, Limit
@@ -68,7 +76,7 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
 
 @router.get("", response_model=Page[JobRead], responses=problem_responses(422), summary="List jobs")
 def list_jobs(
-    session: SessionDep,
+    session: ReadSessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     model_name: Annotated[
         str | None, Query(max_length=200, description="Only jobs for this model.")
@@ -83,7 +91,7 @@ def list_jobs(
 @router.get(
     "/{job_id}", response_model=JobRead, responses=problem_responses(404), summary="Get a job"
 )
-def get_job(job_id: str, session: SessionDep) -> Any:
+def get_job(job_id: str, session: ReadSessionDep) -> Any:
     return queries.get_job(session, job_id)
 
 
@@ -107,7 +115,7 @@ def cancel_job(job_id: str, session: SessionDep) -> Any:
 )
 def get_history(
     job_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Points per page.")] = 1000,
     cursor: Cursor = None,
     max_points: Annotated[
@@ -128,7 +136,7 @@ def get_history(
     summary="Epochs with stored weights",
 )
 def list_snapshots(
-    job_id: str, session: SessionDep, limit: Limit = 1000, cursor: Cursor = None
+    job_id: str, session: ReadSessionDep, limit: Limit = 1000, cursor: Cursor = None
 ) -> Any:
     items, next_cursor = queries.snapshot_page(session, job_id, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
@@ -140,7 +148,7 @@ def list_snapshots(
     responses=problem_responses(404),
     summary="Weights at one epoch",
 )
-def get_snapshot(job_id: str, epoch: int, session: SessionDep) -> Any:
+def get_snapshot(job_id: str, epoch: int, session: ReadSessionDep) -> Any:
     snapshot = queries.get_snapshot(session, job_id, epoch)
     model = Model.from_bytes(snapshot.weights)
     return {"epoch": snapshot.epoch, **model.parameters.to_layers()}
@@ -151,13 +159,20 @@ def get_snapshot(job_id: str, epoch: int, session: SessionDep) -> Any:
     response_model=PredictResponse,
     responses=problem_responses(404, 413, 422),
     summary="Predict with a job's weights at a snapshot epoch (default: the latest)",
+    openapi_extra=body_schema(JobPredictRequest),
 )
 async def predict(
-    job_id: str, body: JobPredictRequest, request_session: SessionDep, cache: ModelCacheDep
+    job_id: str,
+    body: Annotated[JobPredictRequest, Depends(json_body(JobPredictRequest))],
+    sessions: ReadSessionsDep,
+    cache: ModelCacheDep,
 ) -> Any:
     def load() -> tuple[int, Model]:
-        snapshot = queries.get_snapshot(request_session, job_id, body.epoch)
-        return snapshot.epoch, cache.load(("job", job_id, snapshot.epoch), lambda: snapshot.weights)
+        with sessions() as session:
+            snapshot = queries.get_snapshot(session, job_id, body.epoch)
+            return snapshot.epoch, cache.load(
+                ("job", job_id, snapshot.epoch), lambda: snapshot.weights
+            )
 
-    epoch, model = await run_in_threadpool(load)
-    return JSONResponse(prediction_body(model, body.inputs, epoch=epoch))
+    epoch, network = await run_in_threadpool(load)
+    return JSONResponse(await predict_off_loop(network, body.inputs, epoch=epoch))

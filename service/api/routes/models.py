@@ -2,12 +2,19 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from service.api.deps import ModelCacheDep, SessionDep
-from service.api.predictions import prediction_body
+from service.api.deps import (
+    ModelCacheDep,
+    ReadSessionDep,
+    ReadSessionsDep,
+    SessionDep,
+    body_schema,
+    json_body,
+)
+from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.routes.datasets import Cursor, Limit
@@ -54,7 +61,7 @@ def _version_read(version: ModelVersion) -> dict[str, Any]:
 @router.get(
     "", response_model=Page[ModelRead], responses=problem_responses(422), summary="List models"
 )
-def list_models(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+def list_models(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
     items, next_cursor = registry.list_models(session, limit, cursor)
     return {"items": [_model_read(session, m) for m in items], "next_cursor": next_cursor}
 
@@ -62,7 +69,7 @@ def list_models(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -
 @router.get(
     "/{name}", response_model=ModelRead, responses=problem_responses(404), summary="Get a model"
 )
-def get_model(name: str, session: SessionDep) -> Any:
+def get_model(name: str, session: ReadSessionDep) -> Any:
     return _model_read(session, registry.get_model(session, name))
 
 
@@ -72,7 +79,9 @@ def get_model(name: str, session: SessionDep) -> Any:
     responses=problem_responses(404, 422),
     summary="List a model's versions, newest first",
 )
-def list_versions(name: str, session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+def list_versions(
+    name: str, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Any:
     items, next_cursor = registry.list_versions(session, name, limit, cursor)
     return {"items": [_version_read(v) for v in items], "next_cursor": next_cursor}
 
@@ -83,7 +92,7 @@ def list_versions(name: str, session: SessionDep, limit: Limit = 50, cursor: Cur
     responses=problem_responses(404),
     summary="Get one version of a model",
 )
-def get_version(name: str, version: int, session: SessionDep) -> Any:
+def get_version(name: str, version: int, session: ReadSessionDep) -> Any:
     return _version_read(registry.get_version(session, name, version))
 
 
@@ -118,18 +127,23 @@ def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDe
     response_model=PredictResponse,
     responses=problem_responses(404, 413, 422),
     summary="Predict with a model version (default: the latest) or an alias",
+    openapi_extra=body_schema(PredictRequest),
 )
 async def predict(
-    name: str, body: PredictRequest, session: SessionDep, cache: ModelCacheDep
+    name: str,
+    body: Annotated[PredictRequest, Depends(json_body(PredictRequest))],
+    sessions: ReadSessionsDep,
+    cache: ModelCacheDep,
 ) -> Any:
     # The hot path: a cached model of a known version answers without the database.
     def load() -> tuple[int, Model]:
-        found = registry.resolve_version(session, name, body.version, body.alias)
-        if body.version is None:
-            cache.remember((name, body.alias), found)
-        return found, cache.load(
-            (name, found), lambda: registry.get_version(session, name, found).weights
-        )
+        with sessions() as session:
+            found = registry.resolve_version(session, name, body.version, body.alias)
+            if body.version is None:
+                cache.remember((name, body.alias), found)
+            return found, cache.load(
+                (name, found), lambda: registry.get_version(session, name, found).weights
+            )
 
     version = body.version or cache.recall((name, body.alias))
     cached = cache.get((name, version)) if version else None
@@ -137,6 +151,5 @@ async def predict(
         network = cached
     else:
         version, network = await run_in_threadpool(load)
-    return JSONResponse(
-        prediction_body(network, body.inputs, model={"name": name, "version": version})
-    )
+    reference = {"name": name, "version": version}
+    return JSONResponse(await predict_off_loop(network, body.inputs, model=reference))
