@@ -131,10 +131,21 @@ class Trainer:
         self.batch = min(training.batch_size or n, n)
         self._full = Workspace(network, self.batch, self.dtype)
         self._tail = Workspace(network, n % self.batch, self.dtype) if n % self.batch else None
+        # Each row holds inputs, a 1 for the bias, then targets, so shuffling is one take
+        # into a buffer whose per-batch views are made once, not on every step.
+        self._data = np.hstack([with_ones(self.train_x), self.train_t])
+        self._epoch_data = np.zeros_like(self._data) if training.shuffle else self._data
+        self._targets = self._epoch_data[:, network.n_inputs + 1 :]
         self._outputs = np.zeros(self.train_t.shape, self.dtype)
-        self._inputs = with_ones(self.train_x)
-        self._shuffled_x = np.zeros_like(self._inputs)
-        self._shuffled_t = np.zeros_like(self.train_t)
+        self._batches = [
+            (
+                self._epoch_data[start : start + self.batch, : network.n_inputs + 1],
+                self._epoch_data[start : start + self.batch, network.n_inputs + 1 :],
+                self._outputs[start : start + self.batch],
+                self._full if start + self.batch <= n else self._tail,
+            )
+            for start in range(0, n, self.batch)
+        ]
         self._batch_starts = np.arange(0, n, self.batch)
         self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
 
@@ -182,18 +193,22 @@ class Trainer:
         training = self.spec.training
         lr = self.learning_rate(self.epoch)
         if training.shuffle:
-            order = self.rng.permutation(len(self.train_x))
-            np.take(self._inputs, order, axis=0, out=self._shuffled_x)
-            np.take(self.train_t, order, axis=0, out=self._shuffled_t)
-            inputs, targets = self._shuffled_x, self._shuffled_t
-        else:
-            inputs, targets = self._inputs, self.train_t
+            order = self.rng.permutation(len(self._data))
+            np.take(self._data, order, axis=0, out=self._epoch_data)
         before = self.params.flat.copy()
-        self._train_batches(inputs, targets, lr, training.update_rule == "dirty")
+        self._train_batches(lr, training.update_rule == "dirty")
         self.epoch += 1
 
-        losses = self.backprop.per_sample_loss(self._outputs, targets).astype(np.float64)
-        loss = float((np.add.reduceat(losses, self._batch_starts) / self._batch_sizes).mean())
+        outputs, targets = self._outputs, self._targets
+        errors = np.subtract(outputs, targets, dtype=np.float64).ravel()
+        squared_error = float(errors @ errors)
+        if training.loss == "mse" and len(self._batch_sizes) * self.batch == len(outputs):
+            # Equal batches: the mean of batch losses is the mean per-sample half squared
+            # error, known already from the squared error the RMSE needs.
+            loss = 0.5 * squared_error / len(outputs)
+        else:
+            losses = self.backprop.per_sample_loss(outputs, targets).astype(np.float64)
+            loss = float((np.add.reduceat(losses, self._batch_starts) / self._batch_sizes).mean())
         if not (math.isfinite(loss) and np.isfinite(self.params.flat).all()):
             self.diverged = True
             if self.best_flat is not None:
@@ -209,9 +224,9 @@ class Trainer:
         record = EpochRecord(
             epoch=self.epoch,
             loss=loss,
-            rmse=float(np.sqrt(np.mean((self._outputs - targets).astype(np.float64) ** 2))),
+            rmse=math.sqrt(squared_error / errors.size),
             learning_rate=lr,
-            accuracy=self._accuracy(self._outputs, targets),
+            accuracy=self._accuracy(outputs, targets),
         )
         if self.val_x is not None and self.val_t is not None:
             val_outputs = predict(self.spec.network, self.params, self.val_x)
@@ -227,9 +242,7 @@ class Trainer:
         self._early_stopping(record)
         return record
 
-    def _train_batches(
-        self, inputs: np.ndarray, targets: np.ndarray, lr: float, dirty: bool
-    ) -> None:
+    def _train_batches(self, lr: float, dirty: bool) -> None:
         # The hot loop: every NumPy call removed here counts for per-sample training.
         params, grads, optimizer, backprop = self.params, self.grads, self.optimizer, self.backprop
         forward, backward, begin_step, apply = (
@@ -238,18 +251,13 @@ class Trainer:
             optimizer.begin_step,
             optimizer.apply,
         )
-        outputs = self._outputs
 
         def apply_layer(layer: int) -> None:
             apply(layer, lr)
 
-        n, batch, full = len(inputs), self.batch, self._full
-        for start in range(0, n, batch):
-            stop = start + batch
-            ws = full if stop <= n else self._tail
+        for x, t, outputs, ws in self._batches:
             assert ws is not None
-            x, t = inputs[start:stop], targets[start:stop]
-            outputs[start:stop] = forward(params, x, ws)
+            outputs[...] = forward(params, x, ws)
             begin_step()
             if dirty:
                 backward(params, x, t, ws, grads, apply_layer)
