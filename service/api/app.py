@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONResponse,
     )
     problems.install(app)
-    for module in (probes, datasets, jobs, models, trace):
+    # Routes are matched in order: the prediction routes, the hot path, come first.
+    for module in (models, jobs, trace, datasets, probes):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -2,17 +2,17 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.deps import (
-    ModelCacheDep,
     ReadSessionDep,
-    ReadSessionsDep,
     SessionDep,
     SettingsDep,
     body_schema,
-    json_body,
+    model_cache,
+    parse_body,
+    read_sessions,
 )
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
@@ -161,12 +161,10 @@ def get_snapshot(job_id: str, epoch: int, session: ReadSessionDep) -> Any:
     summary="Predict with a job's weights at a snapshot epoch (default: the latest)",
     openapi_extra=body_schema(JobPredictRequest),
 )
-async def predict(
-    job_id: str,
-    body: Annotated[JobPredictRequest, Depends(json_body(JobPredictRequest))],
-    sessions: ReadSessionsDep,
-    cache: ModelCacheDep,
-) -> Any:
+async def predict(job_id: str, request: Request) -> Any:
+    body = await parse_body(request, JobPredictRequest)
+    sessions, cache = read_sessions(request), model_cache(request)
+
     def load() -> tuple[int, Model]:
         with sessions() as session:
             snapshot = queries.get_snapshot(session, job_id, body.epoch)

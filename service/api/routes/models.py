@@ -2,17 +2,18 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
     ModelCacheDep,
     ReadSessionDep,
-    ReadSessionsDep,
     SessionDep,
     body_schema,
-    json_body,
+    model_cache,
+    parse_body,
+    read_sessions,
 )
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
@@ -129,13 +130,12 @@ def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDe
     summary="Predict with a model version (default: the latest) or an alias",
     openapi_extra=body_schema(PredictRequest),
 )
-async def predict(
-    name: str,
-    body: Annotated[PredictRequest, Depends(json_body(PredictRequest))],
-    sessions: ReadSessionsDep,
-    cache: ModelCacheDep,
-) -> Any:
-    # The hot path: a cached model of a known version answers without the database.
+async def predict(name: str, request: Request) -> Any:
+    # The hot path: a cached model of a known version answers without the database, and
+    # the route takes no dependencies (each costs FastAPI a resolution per request).
+    body = await parse_body(request, PredictRequest)
+    sessions, cache = read_sessions(request), model_cache(request)
+
     def load() -> tuple[int, Model]:
         with sessions() as session:
             found = registry.resolve_version(session, name, body.version, body.alias)

@@ -13,7 +13,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health, summary="The process is alive")
-def health() -> Any:
+async def health() -> Any:
     return {"status": "ok"}
 
 
