@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 5.0
     lease_timeout_seconds: float = 30.0
     max_attempts: int = 3
-    poll_interval_seconds: float = 0.2
+    # Idle workers look for queued jobs this often (with jitter): the pickup latency.
+    poll_interval_seconds: float = 0.05
 
     model_cache_size: int = 32
 

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ class EpochRecord:
     val_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy is slow, and this runs once per epoch.
+        return dict(self.__dict__)
 
 
 def check_data(
@@ -94,6 +95,7 @@ class Trainer:
         initial_parameters: Parameters | None = None,
     ) -> None:
         self.spec = spec
+        self._spec_dict = spec.to_dict()
         network, training = spec.network, spec.training
         self.dtype = np.dtype(training.dtype)
         x, t = check_data(inputs, targets, network, training.loss)
@@ -302,7 +304,7 @@ class Trainer:
     def checkpoint(self) -> bytes:
         """Everything needed to continue this run exactly, as bytes."""
         meta = {
-            "spec": self.spec.to_dict(),
+            "spec": self._spec_dict,
             "n_train": len(self.train_x),
             "epoch": self.epoch,
             "rng": self.rng.bit_generator.state,
@@ -320,7 +322,7 @@ class Trainer:
 
     def _restore(self, data: bytes) -> None:
         meta, arrays = unpack("checkpoint", data)
-        if meta["spec"] != self.spec.to_dict():
+        if meta["spec"] != self._spec_dict:
             raise SpecError("checkpoint", "was made for a different spec")
         if meta["n_train"] != len(self.train_x):
             raise SpecError("checkpoint", "was made for a data set of another size")
