@@ -16,6 +16,7 @@ from pydantic import (
     computed_field,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import core_schema
 
 from service.core.activations import HIDDEN, OUTPUT
@@ -30,6 +31,24 @@ from service.db.models import JobStatus
 T = TypeVar("T")
 
 MAX_LAYER_WIDTH = 4096
+
+# The 2-8-1 tanh network that learns XOR: the example wherever a spec appears.
+EXAMPLE_NETWORK: JsonDict = {
+    "layers": [2, 8, 1],
+    "hidden_activation": "tanh",
+    "output_activation": "identity",
+    "init": "xavier_uniform",
+}
+EXAMPLE_TRAINING: JsonDict = {
+    "loss": "mse",
+    "optimizer": "sgd",
+    "learning_rate": 0.05,
+    "epochs": 500,
+    "batch_size": 1,
+    "shuffle": True,
+    "seed": 0,
+    "update_rule": "standard",
+}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
@@ -80,18 +99,7 @@ class Page(Output, Generic[T]):
 
 
 class NetworkSpecIn(Input):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "layers": [2, 8, 1],
-                    "hidden_activation": "tanh",
-                    "output_activation": "identity",
-                    "init": "xavier_uniform",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_NETWORK]})
 
     layers: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
         min_length=2,
@@ -105,22 +113,7 @@ class NetworkSpecIn(Input):
 
 
 class TrainingSpecIn(Input):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "loss": "mse",
-                    "optimizer": "sgd",
-                    "learning_rate": 0.05,
-                    "epochs": 500,
-                    "batch_size": 1,
-                    "shuffle": True,
-                    "seed": 0,
-                    "update_rule": "standard",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_TRAINING]})
 
     loss: Loss = "mse"
     optimizer: OptimizerName = "sgd"
@@ -274,23 +267,8 @@ class JobCreate(Input):
                 {
                     "dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b",
                     "model_name": "xor-net",
-                    "network": {
-                        "layers": [2, 8, 1],
-                        "hidden_activation": "tanh",
-                        "output_activation": "identity",
-                        "init": "xavier_uniform",
-                    },
-                    "training": {
-                        "loss": "mse",
-                        "optimizer": "sgd",
-                        "learning_rate": 0.05,
-                        "epochs": 500,
-                        "batch_size": 1,
-                        "shuffle": True,
-                        "seed": 0,
-                        "update_rule": "standard",
-                        "validation_split": 0.0,
-                    },
+                    "network": EXAMPLE_NETWORK,
+                    "training": EXAMPLE_TRAINING,
                     "checkpoint_every": 50,
                 }
             ]
