@@ -165,6 +165,33 @@ def test_a_model_above_the_parameter_limit_is_refused(
     assert "BACKPROP_MAX_PARAMETERS" in problem["detail"]
 
 
+def test_too_many_epochs_name_the_limit(client: TestClient, settings: Any, dataset_id: str) -> None:
+    body = job_body(dataset_id)
+    body["training"]["epochs"] = settings.max_epochs + 1
+
+    problem = assert_problem(
+        client.post("/v1/jobs", json=body), 422, ["body", "training", "epochs"]
+    )
+
+    assert "BACKPROP_MAX_EPOCHS" in problem["detail"]
+
+
+def test_a_loss_the_datasets_targets_do_not_fit_names_the_dataset(client: TestClient) -> None:
+    regression = client.post(
+        "/v1/datasets",
+        json={"name": "sine", "generator": {"kind": "sine", "n_samples": 20, "noise": 0.5}},
+    ).json()["id"]
+    body = {
+        "dataset_id": regression,
+        "network": {"layers": [1, 4, 1], "output_activation": "sigmoid"},
+        "training": {"loss": "binary_crossentropy"},
+    }
+
+    problem = assert_problem(client.post("/v1/jobs", json=body), 422, ["body", "dataset_id"])
+
+    assert "between 0 and 1" in problem["detail"]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

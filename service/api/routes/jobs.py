@@ -29,7 +29,7 @@ from service.api.schemas import (
     SnapshotSummary,
 )
 from service.config import Settings
-from service.core import Model, RunSpec, check_data
+from service.core import Model, RunSpec, SpecError, check_data
 from service.db import JobStatus
 from service.db import datasets as dataset_queries
 from service.db import jobs as queries
@@ -38,7 +38,7 @@ from service.errors import Invalid
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-def _check_job_limits(settings: Settings, spec: RunSpec, n_samples: int) -> None:
+def _check_job_limits(settings: Settings, spec: RunSpec) -> None:
     parameters = spec.network.n_parameters
     if parameters > settings.max_parameters:
         raise Invalid(
@@ -67,9 +67,16 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         {"network": body.network.model_dump(), "training": body.training.model_dump()}
     )
     dataset = dataset_queries.get_dataset(session, body.dataset_id)
-    _check_job_limits(settings, spec, dataset.n_samples)
+    _check_job_limits(settings, spec)
     inputs, targets = dataset_queries.dataset_arrays(dataset)
-    check_data(inputs, targets, spec.network, spec.training.loss)
+    try:
+        check_data(inputs, targets, spec.network, spec.training.loss)
+    except SpecError as error:
+        if error.field.startswith("network."):
+            raise
+        # The data itself does not fit the spec (say, targets outside [0, 1] for a
+        # cross-entropy): the client's field at fault is the dataset it chose.
+        raise SpecError("dataset_id", f"dataset {dataset.id} does not fit: {error}") from None
     job = queries.create_job(session, dataset.id, spec, body.model_name, body.checkpoint_every)
     return job
 
