@@ -10,7 +10,7 @@ from service.api import problems
 from service.api.limits import BodySizeLimit
 from service.api.predictions import ModelCache
 from service.api.responses import JSONResponse
-from service.api.routes import datasets, jobs, models, probes, trace
+from service.api.routes import datasets, events, jobs, models, probes, trace
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.db.migrate import head_revision, revision_on
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     # Routes are matched in order: the prediction routes, the hot path, come first.
-    for module in (models, jobs, trace, datasets, probes):
+    for module in (models, jobs, events, trace, datasets, probes):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
