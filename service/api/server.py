@@ -16,8 +16,9 @@ from service.config import Settings
 
 log = logging.getLogger("service.serve")
 
-# How long workers get to checkpoint and hand back their jobs before they are killed.
-WORKER_GRACE_SECONDS = 20.0
+# Workers exit by themselves within their shutdown grace period (checkpointing and
+# handing back their jobs); they are killed only if they overrun it by this much.
+KILL_MARGIN_SECONDS = 5.0
 
 
 def _die_with_parent() -> None:
@@ -30,8 +31,9 @@ def _die_with_parent() -> None:
 class WorkerPool:
     """`count` `backprop worker` processes, restarted if one dies while serving."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, grace_seconds: float) -> None:
         self.count = count
+        self.grace_seconds = grace_seconds
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="worker-watcher", daemon=True)
@@ -66,7 +68,7 @@ class WorkerPool:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
-                process.wait(WORKER_GRACE_SECONDS)
+                process.wait(self.grace_seconds + KILL_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
                 log.warning("worker %d did not stop in time; killing it", process.pid)
                 process.kill()
@@ -80,7 +82,7 @@ def serve(settings: Settings) -> None:
         check_schema(settings)
     except SchemaOutOfDate as error:
         sys.exit(f"error: {error}")
-    pool = WorkerPool(settings.workers)
+    pool = WorkerPool(settings.workers, settings.shutdown_grace_seconds)
     pool.start()
     # The API's matmuls are small and its requests concurrent: one BLAS thread each.
     threadpool_limits(1)

@@ -3,9 +3,9 @@
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,10 @@ from service.db.pagination import decode_cursor, page_of
 from service.errors import Conflict, NotFound
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# PostgreSQL channel on which a queued job is announced to idle workers (see notify_job_queued).
+JOBS_CHANNEL = "backprop_jobs"
+# A job flips between queued and running only when a worker claims or hands it back.
+CANCEL_TRIES = 5
 
 
 def create_job(
@@ -36,7 +40,15 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    notify_job_queued(session, job.id)
     return job
+
+
+def notify_job_queued(session: Session, job_id: str) -> None:
+    """On PostgreSQL, wake the idle workers when this transaction commits (NOTIFY is
+    delivered at commit, and not at all on rollback). SQLite workers poll instead."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(JOBS_CHANNEL, job_id)))
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -71,30 +83,32 @@ def list_jobs(
 def cancel_job(session: Session, job_id: str) -> Job:
     """Cancel a queued job at once; ask the worker of a running one to stop."""
     job = get_job(session, job_id)
-    if job.status in TERMINAL:
-        raise Conflict(
-            f"job {job_id} is already {job.status.value}; "
-            "only queued or running jobs can be cancelled"
-        )
-    if job.status == JobStatus.QUEUED:
-        # Conditional, so a worker that claimed it meanwhile sees a running job instead.
-        cancelled = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELLED, finished_at=utc_now(), lease_token=None)
-            .execution_options(synchronize_session=False)
-        )
-        if cancelled.rowcount:  # type: ignore[attr-defined]
+    # Each UPDATE is conditional on the state it leaves, so a job that moves meanwhile (a
+    # worker claims it, hands it back or finishes it) is met in its new state by the next.
+    for _ in range(CANCEL_TRIES):
+        if job.status in TERMINAL:
+            raise Conflict(
+                f"job {job_id} is already {job.status.value}; "
+                "only queued or running jobs can be cancelled"
+            )
+        if _update_job(
+            session,
+            job_id,
+            Job.status == JobStatus.QUEUED,
+            status=JobStatus.CANCELLED,
+            finished_at=utc_now(),
+            lease_token=None,
+        ) or _update_job(session, job_id, Job.status == JobStatus.RUNNING, cancel_requested=True):
             session.refresh(job)
             return job
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-        .values(cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(job)
-    return job
+        session.refresh(job)
+    raise Conflict(f"job {job_id} kept changing state; try cancelling it again")
+
+
+def _update_job(session: Session, job_id: str, condition: Any, **values: Any) -> int:
+    statement = update(Job).where(Job.id == job_id, condition).values(**values)
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount
 
 
 def history_page(

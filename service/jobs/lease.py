@@ -1,8 +1,15 @@
-"""Leases on jobs: claim, heartbeat, hand back and finish. These functions never commit.
+"""Leases on jobs: claim, heartbeat, hand back, finish and reap. These functions never commit.
 
-A claimed job carries a fresh `lease_token`. Every later write for the job first checks
-that the token is still the one it was claimed with, so a worker whose lease was taken
-over (because its heartbeat went stale) can never overwrite the new owner's work.
+A claimed job carries a fresh `lease_token`. Every later write for the job is conditional
+on that token (and on the job still running), so a worker whose lease was taken away
+(because its heartbeat went stale and the job was reaped) can never overwrite the next
+owner's work. Every state change is conditional on the state it leaves, so a terminal
+state (succeeded, failed, cancelled) never changes and concurrent workers need no leader.
+
+Times are the database's: on PostgreSQL the server's `clock_timestamp()`, evaluated in the
+statement, so workers on machines with skewed clocks still agree on whose heartbeat is
+stale. A SQLite database is a file on this machine, so there Python's UTC clock is the
+database machine's clock. Every function takes `now` to replace that clock in tests.
 """
 
 import uuid
@@ -10,10 +17,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Interval,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
+from service.db.base import UTCDateTime, utc_now
+from service.db.jobs import TERMINAL, notify_job_queued
 from service.db.models import Job, JobStatus
+
+# A job whose worker died waits min(MAX_BACKOFF_SECONDS, base * 2**attempts) before its
+# next attempt, so a job that kills its workers does not take them down in a tight loop.
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class LeaseLost(Exception):
@@ -34,139 +57,228 @@ class Lease:
     worker_id: str
 
 
-def _update(session: Session, job_id: str, token: str | None, **values: Any) -> int:
-    """UPDATE one job (only while it holds `token`, when given); returns the row count."""
-    statement = update(Job).where(Job.id == job_id)
-    if token is not None:
-        statement = statement.where(Job.lease_token == token)
-    result = session.execute(
-        statement.values(**values).execution_options(synchronize_session=False)
-    )
+@dataclass(frozen=True)
+class Reaped:
+    """The stale running jobs one reap moved to each outcome, by id."""
+
+    requeued: list[str]
+    failed: list[str]
+    cancelled: list[str]
+
+
+def _clock(session: Session, now: datetime | None) -> datetime | None:
+    """The time to write: `now` when given; None stands for the PostgreSQL server's clock."""
+    if now is not None:
+        return now
+    if session.get_bind().dialect.name == "postgresql":
+        # clock_timestamp(), unlike now(), is the time the statement runs, after any wait
+        # for locks, not the time the transaction began.
+        return None
+    # SQLite runs in this process on this machine: this clock is the database's clock.
+    # Read once the transaction holds the write lock (its BEGIN IMMEDIATE may wait for
+    # it), so a claim that waited is stamped when it was made, not when it began to wait.
+    session.connection()
+    return utc_now()
+
+
+def _time(now: datetime | None, seconds: float = 0.0) -> ColumnElement[datetime]:
+    """`now` plus `seconds` as a SQL expression (the server's clock when `now` is None)."""
+    if now is None:
+        clock = func.clock_timestamp(type_=UTCDateTime())
+        return clock + literal(timedelta(seconds=seconds), Interval()) if seconds else clock
+    return literal(now + timedelta(seconds=seconds), UTCDateTime())
+
+
+def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> int:
+    """UPDATE one job where all `conditions` hold; returns the row count (0 or 1)."""
+    statement = update(Job).where(Job.id == job_id, *conditions).values(**values)
+    result = session.execute(statement.execution_options(synchronize_session=False))
     return cast(CursorResult[Any], result).rowcount
 
 
-def claim_next(
-    session: Session,
-    worker_id: str,
-    now: datetime,
-    lease_timeout_seconds: float,
-    max_attempts: int,
-) -> Lease | None:
-    """Claim the oldest runnable job: queued and due, or running with a stale heartbeat.
+def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
+    """The conditions under which `lease` is still valid."""
+    return (Job.lease_token == lease.token, Job.status == JobStatus.RUNNING)
 
-    A job whose cancellation was asked for, or a stale one that already used up
-    `max_attempts`, is ended (cancelled or failed) instead, and the next candidate is tried.
+
+def database_now(session: Session) -> datetime:
+    """The database's current time (see the module docstring)."""
+    now = _clock(session, None)
+    return now if now is not None else session.execute(select(_time(None))).scalar_one()
+
+
+def claim_next(session: Session, worker_id: str, now: datetime | None = None) -> Lease | None:
+    """Claim the oldest queued job that is due (`run_after` unset or past), if any.
+
+    The claim takes an attempt (handed back, it gets it back). Running jobs whose worker
+    died are not claimed here: `reap` puts them back in the queue first.
     """
-    stale_before = now - timedelta(seconds=lease_timeout_seconds)
-    claimable = or_(
-        and_(
-            Job.status == JobStatus.QUEUED,
-            or_(Job.run_after.is_(None), Job.run_after <= now),
-        ),
-        and_(Job.status == JobStatus.RUNNING, Job.heartbeat_at < stale_before),
-    )
+    now = _clock(session, now)
     # SKIP LOCKED lets PostgreSQL workers pass over rows another worker is claiming right
     # now; SQLite ignores it, its BEGIN IMMEDIATE already makes claims one at a time.
-    query = (
-        select(Job.id, Job.status, Job.attempts, Job.cancel_requested, Job.started_at)
-        .where(claimable)
+    row = session.execute(
+        select(Job.id, Job.attempts)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            or_(Job.run_after.is_(None), Job.run_after <= _time(now)),
+        )
         .order_by(Job.created_at, Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        return None
+    token = uuid.uuid4().hex
+    attempt = row.attempts + 1
+    claimed = _update(
+        session,
+        row.id,
+        Job.status == JobStatus.QUEUED,
+        status=JobStatus.RUNNING,
+        lease_token=token,
+        attempts=attempt,
+        heartbeat_at=_time(now),
+        claimed_by=worker_id,
+        run_after=None,
+        started_at=func.coalesce(Job.started_at, _time(now)),
     )
-    while (row := session.execute(query).first()) is not None:
-        # A cancel can be asked while the job was being handed back or its worker died.
-        if row.cancel_requested:
-            _update(
-                session,
-                row.id,
-                None,
-                status=JobStatus.CANCELLED,
-                finished_at=now,
-                lease_token=None,
-            )
-            continue
-        if row.status == JobStatus.RUNNING and row.attempts >= max_attempts:
-            _update(
-                session,
-                row.id,
-                None,
-                status=JobStatus.FAILED,
-                error=(
-                    f"its worker stopped heartbeating on each of {row.attempts} attempts; "
-                    f"gave up after max_attempts={max_attempts}"
-                ),
-                finished_at=now,
-                lease_token=None,
-            )
-            continue
-        token = uuid.uuid4().hex
-        attempt = row.attempts + 1
-        _update(
-            session,
-            row.id,
-            None,
-            status=JobStatus.RUNNING,
-            lease_token=token,
-            attempts=attempt,
-            heartbeat_at=now,
-            claimed_by=worker_id,
-            started_at=row.started_at or now,
-        )
-        return Lease(row.id, token, attempt, worker_id)
-    return None
+    return Lease(row.id, token, attempt, worker_id) if claimed else None
 
 
-def touch(session: Session, lease: Lease, now: datetime) -> bool:
+def touch(session: Session, lease: Lease, now: datetime | None = None) -> bool:
     """Refresh the heartbeat if the lease is still ours; returns whether cancel was asked.
 
     Raises LeaseLost otherwise; call it first in every transaction that writes for a job.
+    On PostgreSQL the row then stays locked until the transaction ends, so nobody else
+    changes the job under the rest of that transaction.
     """
-    if _update(session, lease.job_id, lease.token, heartbeat_at=now) != 1:
+    if not _update(session, lease.job_id, *_held(lease), heartbeat_at=_time(_clock(session, now))):
         raise LeaseLost(lease.job_id)
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
 
 
-def hand_back(session: Session, lease: Lease) -> None:
-    """Put a job this worker stopped on purpose back in the queue, lease cleared.
+def hand_back(session: Session, lease: Lease, now: datetime | None = None) -> JobStatus:
+    """Put a job this worker stopped on purpose back in the queue, lease cleared; returns
+    the new status: `queued`, or `cancelled` when a cancel was asked meanwhile.
 
     The attempt is given back too: `attempts` counts runs that crashed or ended, so
     restarting workers (a deploy) never uses up a job's retries.
     """
-    handed_back = _update(
+    now = _clock(session, now)
+    if touch(session, lease, now):
+        finish(session, lease, JobStatus.CANCELLED, now)
+        return JobStatus.CANCELLED
+    _update(
         session,
         lease.job_id,
-        lease.token,
+        *_held(lease),
         status=JobStatus.QUEUED,
         lease_token=None,
         heartbeat_at=None,
         attempts=lease.attempt - 1,
     )
-    if handed_back != 1:
-        raise LeaseLost(lease.job_id)
+    notify_job_queued(session, lease.job_id)
+    return JobStatus.QUEUED
 
 
 def finish(
     session: Session,
     lease: Lease,
     status: JobStatus,
-    now: datetime,
+    now: datetime | None = None,
     *,
     error: str | None = None,
     stop_reason: str | None = None,
     model_version: int | None = None,
 ) -> None:
     """Move a job this worker holds to a final state and clear its lease."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status.value} is not a final state")
     finished = _update(
         session,
         lease.job_id,
-        lease.token,
+        *_held(lease),
         status=status,
         error=error,
         stop_reason=stop_reason,
         model_version=model_version,
-        finished_at=now,
+        finished_at=_time(_clock(session, now)),
         lease_token=None,
     )
-    if finished != 1:
+    if not finished:
         raise LeaseLost(lease.job_id)
+
+
+def _retry_at(
+    now: datetime | None, backoff_seconds: float, max_attempts: int
+) -> ColumnElement[datetime]:
+    """When a reaped job may run again: later the more attempts it used up."""
+    if backoff_seconds <= 0:
+        return _time(now)
+    # A CASE over the few attempt counts whose backoff is below the cap: the same SQL on
+    # both databases, where SQLite has no exponent function or interval arithmetic.
+    delays: dict[int, ColumnElement[datetime]] = {}
+    attempts = 0
+    while (
+        attempts < max_attempts and (delay := backoff_seconds * 2**attempts) < MAX_BACKOFF_SECONDS
+    ):
+        delays[attempts] = _time(now, delay)
+        attempts += 1
+    longest = _time(now, MAX_BACKOFF_SECONDS)
+    return case(delays, value=Job.attempts, else_=longest) if delays else longest
+
+
+def reap(
+    session: Session,
+    lease_timeout_seconds: float,
+    max_attempts: int,
+    retry_backoff_seconds: float,
+    now: datetime | None = None,
+) -> Reaped:
+    """End the leases of running jobs whose heartbeat is older than the lease timeout.
+
+    Such a job is cancelled if that was asked, failed once it used up `max_attempts`, and
+    otherwise queued again to run after a backoff, resuming from its last checkpoint.
+    One conditional UPDATE per outcome, so any number of workers may reap at once: each
+    job moves once, and its attempts were already counted when it was claimed. A job whose
+    owner is writing to it just then is left alone: it is alive, or the next reap gets it.
+    """
+    now = _clock(session, now)
+    stale = (
+        Job.status == JobStatus.RUNNING,
+        Job.heartbeat_at < _time(now, -lease_timeout_seconds),
+    )
+
+    def end(*conditions: Any, **values: Any) -> list[str]:
+        # SKIP LOCKED: rows another reaper (or their owner's heartbeat) is writing right
+        # now are left to it, so concurrent reapers never wait for or deadlock on each other.
+        rows = select(Job.id).where(*stale, *conditions).with_for_update(skip_locked=True)
+        statement = (
+            update(Job)
+            .where(Job.id.in_(rows), *stale, *conditions)
+            .values(lease_token=None, **values)
+            .returning(Job.id)
+        )
+        return list(session.scalars(statement.execution_options(synchronize_session=False)))
+
+    cancelled = end(Job.cancel_requested, status=JobStatus.CANCELLED, finished_at=_time(now))
+    # The outcomes' conditions exclude each other: on PostgreSQL each statement reads the
+    # clock anew, so a job may turn stale between them and must still get the right one.
+    failed = end(
+        ~Job.cancel_requested,
+        Job.attempts >= max_attempts,
+        status=JobStatus.FAILED,
+        finished_at=_time(now),
+        error=(
+            f"its worker stopped heartbeating for over {lease_timeout_seconds:g} s on each "
+            f"attempt; gave up after max_attempts={max_attempts}"
+        ),
+    )
+    requeued = end(
+        ~Job.cancel_requested,
+        Job.attempts < max_attempts,
+        status=JobStatus.QUEUED,
+        heartbeat_at=None,
+        run_after=_retry_at(now, retry_backoff_seconds, max_attempts),
+    )
+    return Reaped(requeued=requeued, failed=failed, cancelled=cancelled)

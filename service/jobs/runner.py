@@ -1,6 +1,7 @@
 """Run one claimed job: train it, write history and snapshots under the lease, finish it."""
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -14,12 +15,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
-from service.db.base import utc_now
 from service.db.datasets import dataset_arrays
 from service.db.jobs import upsert_history
 from service.db.models import Dataset, HistoryRow, Job, JobStatus, Snapshot
 from service.db.registry import register_version
-from service.jobs.lease import Lease, LeaseLost, finish, hand_back, touch
+from service.jobs.lease import Lease, LeaseLost, database_now, finish, hand_back, touch
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,16 @@ MAX_ERROR_CHARS = 500
 REGISTER_TRIES = 3
 
 
+Reaper = Callable[[Session], object]
+
+
 class Heartbeat:
     """A thread that refreshes the lease every `interval` seconds, in its own sessions,
-    and sets `cancel_requested` or `lease_lost` when it notices either."""
+    and sets `cancel_requested` or `lease_lost` when it notices either.
+
+    With `reap`, it also runs that in a transaction of its own after each beat, so busy
+    workers keep re-queueing the jobs of dead ones too.
+    """
 
     def __init__(
         self,
@@ -42,12 +49,14 @@ class Heartbeat:
         interval: float,
         cancel_requested: threading.Event,
         lease_lost: threading.Event,
+        reap: Reaper | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
         self.interval = interval
         self.cancel_requested = cancel_requested
         self.lease_lost = lease_lost
+        self.reap = reap
         self._done = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, name=f"heartbeat-{lease.job_id}", daemon=True
@@ -71,7 +80,7 @@ class Heartbeat:
         while not self._done.wait(self.interval):
             try:
                 with self.session_factory.begin() as session:
-                    if touch(session, self.lease, utc_now()):
+                    if touch(session, self.lease):
                         self.cancel_requested.set()
             except LeaseLost:
                 log.warning("job.lease_lost job_id=%s noticed by the heartbeat", job_id)
@@ -80,6 +89,13 @@ class Heartbeat:
             except SQLAlchemyError:
                 # The next beat may get through; the lease only expires after several misses.
                 log.exception("job.heartbeat_failed job_id=%s", job_id)
+                continue
+            if self.reap is not None:
+                try:
+                    with self.session_factory.begin() as session:
+                        self.reap(session)
+                except SQLAlchemyError:
+                    log.exception("worker.reap_failed job_id=%s", job_id)
 
 
 @dataclass(frozen=True)
@@ -93,13 +109,16 @@ class JobInput:
     targets: np.ndarray
     checkpoint: bytes | None
     resume_epoch: int
+    # Seconds the job has run since it first started, by the database's clock.
+    elapsed_seconds: float
 
 
 class JobRunner:
     """Runs one claimed job until it ends, the worker stops, or the lease is lost.
 
     Every write first checks the lease in the same transaction, so once another worker
-    owns the job this one stops without writing anything more.
+    owns the job this one stops without writing anything more. `stop`, a cancel and the
+    wall-clock limit `time_limit_seconds` (0: none) are noticed between epochs.
     """
 
     def __init__(
@@ -108,12 +127,17 @@ class JobRunner:
         lease: Lease,
         stop: threading.Event,
         heartbeat_seconds: float,
+        *,
+        time_limit_seconds: float = 0.0,
+        reap: Reaper | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
         self.job_id = lease.job_id
         self.stop = stop
         self.heartbeat_seconds = heartbeat_seconds
+        self.time_limit_seconds = time_limit_seconds
+        self.reap = reap
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.pending: list[EpochRecord] = []
@@ -130,6 +154,7 @@ class JobRunner:
             self.heartbeat_seconds,
             self.cancel_requested,
             self.lease_lost,
+            self.reap,
         )
         with heartbeat:
             try:
@@ -159,11 +184,22 @@ class JobRunner:
         if job.resume_epoch:
             log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
 
+        # Measured on this machine's monotonic clock from here, but counted from the job's
+        # first start by the database's clock: neither clock skew nor a resume resets it.
+        deadline = (
+            time.monotonic() + self.time_limit_seconds - job.elapsed_seconds
+            if self.time_limit_seconds > 0
+            else math.inf
+        )
+        timed_out = False
         last_flush = time.monotonic()
         while not trainer.done:
             if self.lease_lost.is_set():
                 raise LeaseLost(self.job_id)
             if self.stop.is_set() or self.cancel_requested.is_set():
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
                 break
             record = trainer.train_epoch()
             if record is not None:
@@ -188,16 +224,31 @@ class JobRunner:
         if self.cancel_requested.is_set():
             self._commit(trainer, end=self._ending(JobStatus.CANCELLED))
             return JobStatus.CANCELLED
-        self._commit(trainer, end=lambda session: hand_back(session, self.lease))
-        return JobStatus.QUEUED
+        if timed_out:
+            reason = (
+                f"exceeded the wall-clock limit of {self.time_limit_seconds:g} s "
+                f"(BACKPROP_JOB_TIME_LIMIT_SECONDS) at epoch {trainer.epoch}"
+            )
+            self._commit(trainer, end=self._ending(JobStatus.FAILED, error=reason))
+            return JobStatus.FAILED
+        status = JobStatus.QUEUED
+
+        def end(session: Session) -> None:
+            nonlocal status
+            status = hand_back(session, self.lease)
+
+        self._commit(trainer, end=end)
+        return status
 
     def _start(self) -> JobInput:
         """Read the job, its data and latest checkpoint; drop history past that checkpoint
         (written by an attempt that died), since this run writes those epochs again."""
         with self.session_factory.begin() as session:
-            if touch(session, self.lease, utc_now()):
+            if touch(session, self.lease):
                 self.cancel_requested.set()
             job = session.get_one(Job, self.job_id)
+            now = database_now(session)
+            elapsed = (now - (job.started_at or now)).total_seconds()
             inputs, targets = dataset_arrays(session.get_one(Dataset, job.dataset_id))
             latest = session.scalars(
                 select(Snapshot)
@@ -226,6 +277,7 @@ class JobRunner:
                 targets=targets,
                 checkpoint=latest.checkpoint if latest is not None else None,
                 resume_epoch=resume_epoch,
+                elapsed_seconds=elapsed,
             )
 
     def _commit(
@@ -237,7 +289,7 @@ class JobRunner:
         """In one transaction: check the lease, write the buffered history, progress and
         snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""
         with self.session_factory.begin() as session:
-            cancel_requested = touch(session, self.lease, utc_now())
+            cancel_requested = touch(session, self.lease)
             if self.pending:
                 upsert_history(session, self.job_id, self.pending)
                 last = self.pending[-1]
@@ -272,7 +324,7 @@ class JobRunner:
 
     def _ending(self, status: JobStatus, error: str | None = None) -> Callable[[Session], None]:
         def end(session: Session) -> None:
-            finish(session, self.lease, status, utc_now(), error=error)
+            finish(session, self.lease, status, error=error)
 
         return end
 
@@ -291,7 +343,6 @@ class JobRunner:
                 session,
                 self.lease,
                 JobStatus.SUCCEEDED,
-                utc_now(),
                 stop_reason=trainer.stop_reason,
                 model_version=version,
             )

@@ -1,4 +1,4 @@
-"""The worker: claim a job, run it, repeat; stop cleanly on SIGTERM or SIGINT."""
+"""The worker: reap, claim a job, run it, repeat; stop cleanly on SIGTERM or SIGINT."""
 
 import logging
 import os
@@ -6,20 +6,34 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from types import FrameType, TracebackType
 
+import psycopg
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from service.config import Settings
-from service.db import make_engine, make_session_factory, utc_now
+from service.db import make_engine, make_session_factory
+from service.db.jobs import JOBS_CHANNEL
 from service.db.migrate import is_at_head
 from service.db.models import JobStatus
-from service.jobs.lease import Lease, claim_next
+from service.jobs.lease import Lease, Reaped, claim_next, reap
 from service.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
+
+# A worker whose job did not reach a checkpoint within the shutdown grace period exits
+# with this status, without writing (see `ShutdownGrace`).
+EXIT_GRACE_EXPIRED = 3
+# An idle worker waiting for NOTIFY still looks at its stop event this often.
+STOP_CHECK_SECONDS = 0.25
+# After the LISTEN connection failed, the next try waits this long (polling goes on).
+LISTEN_RETRY_SECONDS = 5.0
+LISTEN_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def default_worker_id() -> str:
@@ -27,14 +41,82 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+class JobNotifications:
+    """LISTENs on PostgreSQL for queued jobs, so an idle worker wakes as soon as one is.
+
+    A dedicated autocommit connection outside SQLAlchemy's pool: LISTEN lasts as long as
+    its session. A lost connection only means waiting out the poll interval again, and is
+    reopened on a later idle wait.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.url = make_url(database_url).set(drivername="postgresql")
+        self.connection: psycopg.Connection[tuple[object, ...]] | None = None
+        self.retry_at = 0.0
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Return once a job is announced, `stop` is set, or `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        connection = self.connection or self._connect()
+        try:
+            while connection is not None and not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                # In slices, because a signal does not interrupt the wait for the socket.
+                for _ in connection.notifies(timeout=min(left, STOP_CHECK_SECONDS), stop_after=1):
+                    return
+        except psycopg.Error as error:
+            log.warning("worker.listen_lost error=%s; polling until it is back", error)
+            self.close()
+        stop.wait(max(0.0, deadline - time.monotonic()))
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]] | None:
+        if time.monotonic() < self.retry_at:
+            return None
+        connection = None
+        try:
+            connection = psycopg.connect(
+                self.url.render_as_string(hide_password=False),
+                autocommit=True,
+                connect_timeout=LISTEN_CONNECT_TIMEOUT_SECONDS,
+            )
+            connection.execute(f"LISTEN {JOBS_CHANNEL}")
+        except psycopg.Error as error:
+            log.warning("worker.listen_failed error=%s; polling instead", error)
+            if connection is not None:
+                connection.close()
+            self.retry_at = time.monotonic() + LISTEN_RETRY_SECONDS
+            return None
+        # Visible only once it listens: a job queued from here on wakes this worker.
+        self.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close the LISTEN connection, if open."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
 class Worker:
-    """Claims and runs jobs from the database at `settings.database_url`, one at a time."""
+    """Claims and runs jobs from the database at `settings.database_url`, one at a time.
+
+    Every worker also reaps: at most every `heartbeat_seconds`, before claiming and while
+    running a job, it re-queues (or fails, or cancels) jobs whose lease expired.
+    """
 
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
+        self.notifications = (
+            JobNotifications(settings.database_url)
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
+        self.next_reap = 0.0
 
     def __enter__(self) -> "Worker":
         return self
@@ -49,19 +131,33 @@ class Worker:
 
     def close(self) -> None:
         """Close the database connections."""
+        if self.notifications is not None:
+            self.notifications.close()
         self.engine.dispose()
 
-    def claim(self) -> Lease | None:
-        """Claim the next runnable job in a transaction of its own, if there is one."""
+    def reap(self, session: Session) -> Reaped:
+        """End expired leases (see `lease.reap`) and log each job that moved."""
         settings = self.settings
+        reaped = reap(
+            session,
+            settings.lease_timeout_seconds,
+            settings.max_attempts,
+            settings.retry_backoff_seconds,
+        )
+        self.next_reap = time.monotonic() + settings.heartbeat_seconds
+        for outcome, job_ids in vars(reaped).items():
+            for job_id in job_ids:
+                log.warning(
+                    "job.reaped job_id=%s outcome=%s worker=%s", job_id, outcome, self.worker_id
+                )
+        return reaped
+
+    def claim(self) -> Lease | None:
+        """Reap if it is time, then claim the next due job, in one transaction."""
         with self.session_factory.begin() as session:
-            lease = claim_next(
-                session,
-                self.worker_id,
-                utc_now(),
-                settings.lease_timeout_seconds,
-                settings.max_attempts,
-            )
+            if time.monotonic() >= self.next_reap:
+                self.reap(session)
+            lease = claim_next(session, self.worker_id)
         if lease is not None:
             log.info(
                 "job.claimed job_id=%s attempt=%d worker=%s",
@@ -73,7 +169,14 @@ class Worker:
 
     def run_job(self, lease: Lease, stop: threading.Event) -> JobStatus | None:
         """Run one claimed job; see `JobRunner.run`."""
-        return JobRunner(self.session_factory, lease, stop, self.settings.heartbeat_seconds).run()
+        return JobRunner(
+            self.session_factory,
+            lease,
+            stop,
+            self.settings.heartbeat_seconds,
+            time_limit_seconds=self.settings.job_time_limit_seconds,
+            reap=self.reap,
+        ).run()
 
     def run(self, stop: threading.Event, until_idle: bool = False) -> None:
         """Claim and run jobs until `stop` is set or, with `until_idle`, none is runnable."""
@@ -91,7 +194,60 @@ class Worker:
             if until_idle:
                 return
             # Jitter keeps several idle workers from polling in lockstep.
-            stop.wait(self.settings.poll_interval_seconds * random.uniform(0.5, 1.5))
+            interval = self.settings.poll_interval_seconds * random.uniform(0.5, 1.5)
+            if self.notifications is not None:
+                self.notifications.wait(interval, stop)
+            else:
+                stop.wait(interval)
+
+
+class ShutdownGrace:
+    """On SIGTERM or SIGINT set `stop`; exit the process if it still runs `grace_seconds` on.
+
+    Stopping checkpoints the running job after its current epoch and hands it back. An
+    epoch can outlast the grace period (and the supervisor's patience), so then the
+    process exits at once without writing: its lease expires, a worker's reap queues the
+    job again and it resumes from its last checkpoint. The trade-off: the epochs since that
+    checkpoint are trained again and the run uses up an attempt, as after a crash; waiting
+    for the epoch instead would get the process killed midway, at the same cost.
+
+    The signal reaches a watching thread through the wakeup fd, not only through the
+    Python-level handler, which runs only when the main thread returns to the interpreter:
+    one long NumPy call could delay that past the deadline.
+    """
+
+    def __init__(self, stop: threading.Event, grace_seconds: float) -> None:
+        self.stop = stop
+        self.grace_seconds = grace_seconds
+        # Both ends live as long as this object, which the watching thread keeps alive.
+        self.reader, self.writer = socket.socketpair()
+        self.writer.setblocking(False)
+
+    def install(self) -> None:
+        """Handle the signals from now on (in the main thread)."""
+        signal.set_wakeup_fd(self.writer.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        threading.Thread(target=self._watch, name="shutdown-grace", daemon=True).start()
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def _watch(self) -> None:
+        signum = self.reader.recv(1)[0]
+        log.info(
+            "worker.stopping signal=%s grace_seconds=%g",
+            signal.Signals(signum).name,
+            self.grace_seconds,
+        )
+        self.stop.set()
+        time.sleep(self.grace_seconds)
+        log.warning(
+            "worker.grace_expired after %g s; exiting without writing, the job resumes from "
+            "its last checkpoint once its lease expires",
+            self.grace_seconds,
+        )
+        os._exit(EXIT_GRACE_EXPIRED)
 
 
 def run_worker(settings: Settings) -> None:
@@ -109,13 +265,7 @@ def run_worker(settings: Settings) -> None:
     # Configured after the schema check, which would log Alembic's chatter at INFO.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("worker.stopping signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    ShutdownGrace(stop, settings.shutdown_grace_seconds).install()
 
     # Several worker processes share the cores: BLAS threads beyond their share only
     # oversubscribe them (see the performance notes).

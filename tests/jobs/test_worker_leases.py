@@ -154,7 +154,9 @@ def test_running_job_with_a_stale_heartbeat_is_reclaimed_and_finished(
     pretend_claimed(session_factory, fresh, heartbeat_age=1, attempts=1)
     pretend_claimed(session_factory, stale, heartbeat_age=60, attempts=1)
 
-    with Worker(worker_settings(migrated_url, lease_timeout_seconds=30)) as worker:
+    # No backoff, so the job that is queued again is due at once.
+    settings = worker_settings(migrated_url, lease_timeout_seconds=30, retry_backoff_seconds=0)
+    with Worker(settings) as worker:
         worker.run(threading.Event(), until_idle=True)
 
     job = read_job(session_factory, stale)
@@ -198,3 +200,42 @@ def test_stale_job_whose_cancel_was_asked_is_cancelled_not_resumed(
         rows = session.scalar(select(func.count()).select_from(HistoryRow))
         saved = session.scalar(select(func.count()).select_from(Snapshot))
     assert (rows, saved) == (0, 0)
+
+
+def test_job_over_the_wall_clock_limit_fails_with_the_reason_keeping_history(
+    migrated_url: str, session_factory: sessionmaker[Session], long_job: str
+) -> None:
+    with Worker(worker_settings(migrated_url, job_time_limit_seconds=0.5)) as worker:
+        worker.run(threading.Event(), until_idle=True)
+
+    job = read_job(session_factory, long_job)
+    assert (job.status, job.lease_token) == (JobStatus.FAILED, None)
+    assert job.error == (
+        "exceeded the wall-clock limit of 0.5 s (BACKPROP_JOB_TIME_LIMIT_SECONDS) "
+        f"at epoch {job.epoch}"
+    )
+    assert 0 < job.epoch < 100_000
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.finished_at - job.started_at >= timedelta(seconds=0.5)
+    assert history_epochs(session_factory, long_job) == list(range(1, job.epoch + 1))
+    saved = snapshots(session_factory, long_job)
+    assert [s.epoch for s in saved] == [job.epoch]
+    assert saved[0].checkpoint
+
+
+def test_wall_clock_limit_counts_from_the_jobs_first_start(
+    migrated_url: str, session_factory: sessionmaker[Session], long_job: str
+) -> None:
+    # Started an hour ago, then handed back: resuming does not restart the clock.
+    with session_factory.begin() as session:
+        session.execute(
+            update(Job).where(Job.id == long_job).values(started_at=utc_now() - timedelta(hours=1))
+        )
+
+    with Worker(worker_settings(migrated_url, job_time_limit_seconds=60)) as worker:
+        worker.run(threading.Event(), until_idle=True)
+
+    job = read_job(session_factory, long_job)
+    assert (job.status, job.epoch) == (JobStatus.FAILED, 0)
+    assert job.error is not None and "limit of 60 s" in job.error
+    assert history_epochs(session_factory, long_job) == []

@@ -1,12 +1,15 @@
 """Real `backprop worker` processes: sharing a queue, SIGTERM hand-back, crash recovery."""
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import Engine, select
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
 from service.db import Job, JobStatus, Snapshot, make_session_factory
-from service.jobs.worker import Worker
+from service.jobs.worker import EXIT_GRACE_EXPIRED, Worker
 from tests.jobs.worker_helpers import (
     add_dataset,
     flat_bytes,
@@ -30,7 +33,9 @@ from tests.jobs.worker_helpers import (
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-WorkerStarter = Callable[[], subprocess.Popen[bytes]]
+
+class WorkerStarter(Protocol):
+    def __call__(self, **env: str) -> subprocess.Popen[bytes]: ...
 
 
 @pytest.fixture
@@ -50,12 +55,12 @@ def start_worker(migrated_url: str, tmp_path: Path) -> Iterator[WorkerStarter]:
         "BACKPROP_WORKERS": "2",
     }
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(**more_env: str) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker-{len(processes)}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "worker"],
             cwd=REPOSITORY,
-            env=env,
+            env={**env, **more_env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -159,7 +164,10 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
     doomed.wait()
 
     lease_timeout = 1.0
-    with Worker(worker_settings(migrated_url, lease_timeout_seconds=lease_timeout)) as rescuer:
+    settings = worker_settings(
+        migrated_url, lease_timeout_seconds=lease_timeout, retry_backoff_seconds=0
+    )
+    with Worker(settings) as rescuer:
         lease = wait_for(rescuer.claim, lease_timeout + 10, "the dead worker's lease to expire")
         assert lease is not None
         assert rescuer.run_job(lease, threading.Event()) == JobStatus.SUCCEEDED
@@ -169,3 +177,51 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
     assert history_epochs(session_factory, job_id) == list(range(1, 301))
     final = snapshots(session_factory, job_id)[-1]
     assert flat_bytes(final.weights) == flat_bytes(uninterrupted_weights(spec, inputs, targets))
+
+
+def test_sigterm_during_an_epoch_longer_than_the_grace_period_exits_in_time_and_the_job_resumes(
+    migrated_url: str,
+    session_factory: sessionmaker[Session],
+    start_worker: WorkerStarter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Epochs of a couple of seconds (one update per sample of 12 000), a checkpoint after each.
+    inputs, targets = generate("xor", 12_000, noise=0.1)
+    spec = {
+        "network": {"layers": [2, 256, 256, 1], "hidden_activation": "tanh"},
+        "training": {"learning_rate": 0.001, "epochs": 2, "seed": 0},
+    }
+    dataset_id = add_dataset(session_factory, inputs, targets)
+    job_id = queue_job(session_factory, dataset_id, spec, checkpoint_every=1)
+    grace = 0.5
+    worker = start_worker(BACKPROP_SHUTDOWN_GRACE_SECONDS=str(grace))
+    wait_for(
+        lambda: [s.epoch for s in snapshots(session_factory, job_id)] == [1],
+        60,
+        "the first epoch's checkpoint",
+    )
+
+    # The second epoch has just begun and needs far longer than the grace period.
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == EXIT_GRACE_EXPIRED
+    assert time.monotonic() - signalled < grace + 1.5
+
+    # It wrote nothing more: the job still looks running, until its lease expires.
+    abandoned = read_job(session_factory, job_id)
+    assert (abandoned.status, abandoned.epoch, abandoned.attempts) == (JobStatus.RUNNING, 1, 1)
+    assert history_epochs(session_factory, job_id) == [1]
+
+    settings = worker_settings(migrated_url, lease_timeout_seconds=1.0, retry_backoff_seconds=0)
+    with (
+        caplog.at_level(logging.INFO, logger="service.jobs.runner"),
+        Worker(settings) as rescuer,
+    ):
+        lease = wait_for(rescuer.claim, 10, "the lease to expire and the job to be reaped")
+        assert lease is not None and lease.attempt == 2
+        assert rescuer.run_job(lease, threading.Event()) == JobStatus.SUCCEEDED
+    assert f"job.resumed job_id={job_id} epoch=1" in caplog.text
+
+    job = read_job(session_factory, job_id)
+    assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, 2, 2)
+    assert history_epochs(session_factory, job_id) == [1, 2]

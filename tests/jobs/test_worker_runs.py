@@ -1,15 +1,18 @@
 """An in-process worker runs jobs to their end: history, snapshots, registry, failures."""
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
 from service.db import JobStatus, ModelVersion, make_session_factory
 from service.jobs.worker import Worker, run_worker
+from tests.conftest import POSTGRES_URL_ENV
 from tests.jobs.worker_helpers import (
     add_dataset,
     flat_bytes,
@@ -19,6 +22,7 @@ from tests.jobs.worker_helpers import (
     snapshots,
     spec_with,
     uninterrupted_weights,
+    wait_for,
     worker_settings,
 )
 
@@ -144,3 +148,53 @@ def test_job_whose_spec_does_not_fit_its_dataset_fails_with_the_reason(
 def test_worker_refuses_to_start_on_a_database_that_is_not_migrated(database_url: str) -> None:
     with pytest.raises(SystemExit, match="backprop db upgrade"):
         run_worker(worker_settings(database_url))
+
+
+# Collected only with a PostgreSQL server to test on (as in CI): NOTIFY is PostgreSQL's,
+# SQLite workers poll.
+if os.environ.get(POSTGRES_URL_ENV):
+
+    @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+    def test_idle_postgresql_worker_is_woken_by_notify_and_survives_losing_its_listen_connection(
+        migrated_url: str, session_factory: sessionmaker[Session]
+    ) -> None:
+        dataset_id = add_dataset(session_factory, *generate("xor", 4))
+        # Polls 1 to 3 s apart: a job taken much sooner than that was announced, not polled.
+        settings = worker_settings(migrated_url, poll_interval_seconds=2.0)
+        stop = threading.Event()
+
+        def picked_up_within(seconds: float) -> bool:
+            queued = time.monotonic()
+            job_id = queue_job(session_factory, dataset_id, spec_with(epochs=5))
+            wait_for(
+                lambda: read_job(session_factory, job_id).status != JobStatus.QUEUED, 10, "a claim"
+            )
+            took = time.monotonic() - queued
+            wait_for(
+                lambda: read_job(session_factory, job_id).status == JobStatus.SUCCEEDED, 10, "it"
+            )
+            return took < seconds
+
+        with Worker(settings) as worker:
+            notifications = worker.notifications
+            assert notifications is not None
+            thread = threading.Thread(target=worker.run, args=(stop,))
+            thread.start()
+            try:
+                wait_for(lambda: notifications.connection, 10, "the worker to LISTEN")
+                assert picked_up_within(0.5)
+
+                # The LISTEN connection dies: the worker polls on and listens again.
+                listener = notifications.connection
+                assert listener is not None
+                with session_factory.begin() as session:
+                    session.execute(select(func.pg_terminate_backend(listener.info.backend_pid)))
+                assert picked_up_within(10)
+                wait_for(
+                    lambda: notifications.connection not in (None, listener), 10, "a new LISTEN"
+                )
+                assert picked_up_within(0.5)
+            finally:
+                stop.set()
+                thread.join(timeout=10)
+        assert not thread.is_alive()
