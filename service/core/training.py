@@ -77,6 +77,10 @@ def check_data(
     return x, t
 
 
+# Shuffled data above this size is gathered per batch rather than shuffled whole.
+GATHER_ABOVE_BYTES = 8 * 1024 * 1024
+
+
 class Trainer:
     """Trains one network on one data set; `run()` yields an `EpochRecord` per epoch.
 
@@ -134,20 +138,33 @@ class Trainer:
         self._full = Workspace(network, self.batch, self.dtype)
         self._tail = Workspace(network, n % self.batch, self.dtype) if n % self.batch else None
         # Each row holds inputs, a 1 for the bias, then targets, so shuffling is one take
-        # into a buffer whose per-batch views are made once, not on every step.
+        # into a buffer whose per-batch views are made once, not on every step. Large data
+        # is instead gathered batch by batch into a small buffer that is still in cache
+        # when the matmuls read it; shuffling it whole would write it all to memory first.
+        width = network.n_inputs + 1
         self._data = np.hstack([with_ones(self.train_x), self.train_t])
-        self._epoch_data = np.zeros_like(self._data) if training.shuffle else self._data
-        self._targets = self._epoch_data[:, network.n_inputs + 1 :]
+        self._gather = training.shuffle and self._data.nbytes > GATHER_ABOVE_BYTES
+        self._order = np.arange(n)
+        shuffle_whole = training.shuffle and not self._gather
+        self._epoch_data = np.zeros_like(self._data) if shuffle_whole else self._data
         self._outputs = np.zeros(self.train_t.shape, self.dtype)
-        self._batches = [
-            (
-                self._epoch_data[start : start + self.batch, : network.n_inputs + 1],
-                self._epoch_data[start : start + self.batch, network.n_inputs + 1 :],
-                self._outputs[start : start + self.batch],
-                self._full if start + self.batch <= n else self._tail,
+        self._batches = []
+        for start in range(0, n, self.batch):
+            rows = slice(start, start + self.batch)
+            source = self._epoch_data[rows]
+            gather_into = None
+            if self._gather:
+                source = gather_into = np.zeros((len(source), self._data.shape[1]), self.dtype)
+            self._batches.append(
+                (
+                    rows,
+                    gather_into,
+                    source[:, :width],
+                    source[:, width:],
+                    self._outputs[rows],
+                    self._full if start + self.batch <= n else self._tail,
+                )
             )
-            for start in range(0, n, self.batch)
-        ]
         self._batch_starts = np.arange(0, n, self.batch)
         self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
 
@@ -194,14 +211,18 @@ class Trainer:
     def _train_epoch(self) -> EpochRecord | None:
         training = self.spec.training
         lr = self.learning_rate(self.epoch)
+        width = self.spec.network.n_inputs + 1
         if training.shuffle:
-            order = self.rng.permutation(len(self._data))
-            np.take(self._data, order, axis=0, out=self._epoch_data)
+            self._order = self.rng.permutation(len(self._data))
+            if not self._gather:
+                np.take(self._data, self._order, axis=0, out=self._epoch_data)
         before = self.params.flat.copy()
         self._train_batches(lr, training.update_rule == "dirty")
         self.epoch += 1
 
-        outputs, targets = self._outputs, self._targets
+        outputs = self._outputs
+        # The targets in the order the outputs were computed in.
+        targets = self._data[self._order, width:] if self._gather else self._epoch_data[:, width:]
         errors = np.subtract(outputs, targets, dtype=np.float64).ravel()
         squared_error = float(errors @ errors)
         if training.loss == "mse" and len(self._batch_sizes) * self.batch == len(outputs):
@@ -257,8 +278,11 @@ class Trainer:
         def apply_layer(layer: int) -> None:
             apply(layer, lr)
 
-        for x, t, outputs, ws in self._batches:
+        data, order = self._data, self._order
+        for rows, gather_into, x, t, outputs, ws in self._batches:
             assert ws is not None
+            if gather_into is not None:
+                np.take(data, order[rows], axis=0, out=gather_into)
             outputs[...] = forward(params, x, ws)
             begin_step()
             if dirty:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # History is written at most this often, so a fast job costs a handful of transactions.
 FLUSH_SECONDS = 0.25
 MAX_ERROR_CHARS = 500
+COMMIT_TRIES = 3
+COMMIT_RETRY_SECONDS = 0.5
 # Two jobs of one model finishing at once on PostgreSQL can pick the same next version
 # number; the loser retries with the following one.
 REGISTER_TRIES = 3
@@ -285,6 +287,26 @@ class JobRunner:
         snapshot_of: Trainer | None,
         weights: bytes | None = None,
         end: Callable[[Session], None] | None = None,
+    ) -> None:
+        """`_write`, retried on a fresh connection when the database connection fails (a
+        killed backend, a restart): the failed transaction rolled back whole and every
+        write in it is conditional on the lease, so repeating it is safe, and a dropped
+        connection does not cost the job an attempt."""
+        for attempt in range(1, COMMIT_TRIES + 1):
+            try:
+                self._write(snapshot_of, weights, end)
+                return
+            except OperationalError:
+                if attempt == COMMIT_TRIES:
+                    raise
+                log.warning("job.commit_retry job_id=%s attempt=%d", self.job_id, attempt)
+                time.sleep(COMMIT_RETRY_SECONDS * attempt)
+
+    def _write(
+        self,
+        snapshot_of: Trainer | None,
+        weights: bytes | None,
+        end: Callable[[Session], None] | None,
     ) -> None:
         """In one transaction: check the lease, write the buffered history, progress and
         snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.core import Backprop, Model, Parameters, RunSpec, Trainer
+from service.core import training as training_module
 
 
 def _regression() -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +111,32 @@ def test_parameters_round_trip_through_layers_json() -> None:
     again = Parameters.from_layers([3, 4, 2], params.to_layers())
 
     assert again.flat.tobytes() == params.flat.tobytes()
+
+
+def test_large_data_gathered_per_batch_trains_exactly_like_a_whole_shuffle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(0)
+    inputs, labels = rng.standard_normal((300, 20)), rng.integers(0, 3, 300)
+    spec = RunSpec.from_dict(
+        {
+            "network": {"layers": [20, 8, 3], "output_activation": "softmax"},
+            "training": {
+                "loss": "categorical_crossentropy",
+                "optimizer": "adam",
+                "batch_size": 32,
+                "epochs": 4,
+                "validation_split": 0.1,
+            },
+        }
+    )
+    monkeypatch.setattr(training_module, "GATHER_ABOVE_BYTES", 0)
+    gathered = Trainer(spec, inputs, np.eye(3)[labels])
+    gathered_history = list(gathered.run())
+    monkeypatch.setattr(training_module, "GATHER_ABOVE_BYTES", 10**12)
+    shuffled = Trainer(spec, inputs, np.eye(3)[labels])
+    shuffled_history = list(shuffled.run())
+
+    assert gathered._gather and not shuffled._gather
+    assert gathered.params.flat.tobytes() == shuffled.params.flat.tobytes()
+    assert gathered_history == shuffled_history
