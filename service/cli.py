@@ -12,34 +12,12 @@ import numpy as np
 from tqdm import tqdm
 
 from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
+from service.core.datasets import parse_csv
 
 
 def read_csv(path: Path) -> np.ndarray:
-    """Numeric rows `(n_rows, n_columns)`; a first row that is not numeric is a header."""
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
-    if rows and not _is_numeric(rows[0]):
-        rows = rows[1:]
-    if not rows:
-        raise SpecError("data", f"{path} has no data rows")
-    width = len(rows[0])
-    values = []
-    for number, row in enumerate(rows, start=1):
-        if len(row) != width:
-            raise SpecError("data", f"row {number} has {len(row)} columns, expected {width}")
-        try:
-            values.append([float(cell) for cell in row])
-        except ValueError:
-            raise SpecError("data", f"row {number} holds a value that is not a number") from None
-    return np.array(values)
-
-
-def _is_numeric(row: list[str]) -> bool:
-    try:
-        [float(cell) for cell in row]
-    except ValueError:
-        return False
-    return True
+    """Numeric rows `(n_rows, n_columns)` of a CSV file with an optional header row."""
+    return parse_csv(path.read_text(encoding="utf-8-sig"), str(path))
 
 
 def _read_json(path: Path) -> Any:

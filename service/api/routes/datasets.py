@@ -1,7 +1,5 @@
 """Datasets: JSON rows, generated, or uploaded as CSV."""
 
-import csv
-import io
 from typing import Annotated, Any
 
 import numpy as np
@@ -11,7 +9,7 @@ from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.problems import problem_responses
 from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
 from service.config import Settings
-from service.core.datasets import generate
+from service.core.datasets import generate, parse_csv
 from service.core.errors import SpecError
 from service.db import datasets as queries
 from service.errors import Invalid
@@ -93,34 +91,13 @@ def upload_csv(
         text = file.file.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SpecError("file", "is not UTF-8 text") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if rows and not _numeric(rows[0]):
-        rows = rows[1:]
-    if not rows:
-        raise SpecError("file", "has no data rows")
-    width = len(rows[0])
+    values = parse_csv(text, "file")
+    width = values.shape[1]
     if targets >= width:
         raise SpecError("targets", f"must leave at least one input column of {width}")
-    _check_limits(settings, len(rows), width - targets, targets)
-    values = np.empty((len(rows), width))
-    for index, row in enumerate(rows):
-        if len(row) != width:
-            raise SpecError("file", f"row {index + 1} has {len(row)} columns; expected {width}")
-        if not _numeric(row):
-            raise SpecError("file", f"row {index + 1} holds a value that is not a number")
-        values[index] = [float(cell) for cell in row]
-    if not np.isfinite(values).all():
-        raise SpecError("file", "holds NaN or infinity")
+    _check_limits(settings, len(values), width - targets, targets)
     source = {"kind": "csv", "filename": file.filename}
     return queries.create_dataset(session, name, values[:, :-targets], values[:, -targets:], source)
-
-
-def _numeric(row: list[str]) -> bool:
-    try:
-        [float(cell) for cell in row]
-    except ValueError:
-        return False
-    return True
 
 
 @router.get(
