@@ -10,20 +10,24 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.core import Model
 
-# How long "latest version" and alias lookups are trusted before asking the database again:
-# another process's new version or alias move shows within this time; this process's own
+# How long a "latest version" or alias lookup is trusted before it is looked up again:
+# another process's new version or alias move shows about this soon; this process's own
 # alias changes show at once.
 RESOLVE_TTL_SECONDS = 1.0
 
 
 class ModelCache:
     """Models by immutable key (a model version, a job's snapshot epoch), least recently
-    used out; plus short-lived answers to "which version is latest / has this alias"."""
+    used out; plus the answers to "which version is latest / has this alias", refreshed
+    in the background once they are RESOLVE_TTL_SECONDS old (stale while revalidating:
+    expiring them outright sent every in-flight request to the database at once, the
+    1-row predict's p99)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._models: OrderedDict[Hashable, Model] = OrderedDict()
         self._resolved: dict[Hashable, tuple[float, int]] = {}
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Model | None:
@@ -45,16 +49,31 @@ class ModelCache:
         return model
 
     def recall(self, key: Hashable) -> int | None:
+        """The last version `key` resolved to, however old (see `claim_refresh`)."""
         hit = self._resolved.get(key)
-        if hit is not None and time.monotonic() - hit[0] < RESOLVE_TTL_SECONDS:
-            return hit[1]
-        return None
+        return None if hit is None else hit[1]
+
+    def claim_refresh(self, key: Hashable) -> bool:
+        """True for the one caller that should look `key` up again because its answer is
+        older than RESOLVE_TTL_SECONDS; the others keep using the old answer meanwhile."""
+        with self._lock:
+            hit = self._resolved.get(key)
+            if hit is None or key in self._refreshing:
+                return False
+            if time.monotonic() - hit[0] < RESOLVE_TTL_SECONDS:
+                return False
+            self._refreshing.add(key)
+            return True
 
     def remember(self, key: Hashable, version: int) -> None:
-        self._resolved[key] = (time.monotonic(), version)
+        with self._lock:
+            self._resolved[key] = (time.monotonic(), version)
+            self._refreshing.discard(key)
 
-    def forget(self, name: str, alias: str) -> None:
-        self._resolved.pop((name, alias), None)
+    def forget(self, name: str, alias: str | None) -> None:
+        with self._lock:
+            self._resolved.pop((name, alias), None)
+            self._refreshing.discard((name, alias))
 
 
 # Below this many rows a prediction is cheaper than handing it to a thread.

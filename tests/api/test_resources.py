@@ -1,5 +1,6 @@
 """Datasets, jobs and models through the API, with training rows written as a worker would."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -240,3 +241,53 @@ def test_predict_with_inputs_of_the_wrong_width_names_the_field(
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "inputs"]
+
+
+def predicted_versions_until(
+    client: TestClient, body: dict[str, Any], done: Any, seconds: float = 5.0
+) -> list[Any]:
+    """Predict repeatedly until `done(response)`; the model versions (or statuses) seen."""
+    seen: list[Any] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.post("/v1/models/moons/predict", json=body)
+        seen.append(
+            response.json()["model"]["version"] if response.is_success else response.status_code
+        )
+        if done(response):
+            break
+        time.sleep(0.05)
+    return seen
+
+
+def test_a_version_registered_by_another_process_is_served_within_seconds(
+    client: TestClient, session: Session
+) -> None:
+    inputs = train_and_register(session, client, "moons")["inputs"][:2].tolist()
+    assert (
+        client.post("/v1/models/moons/predict", json={"inputs": inputs}).json()["model"]["version"]
+        == 1
+    )
+
+    # Registered straight in the database, as a worker process does.
+    train_and_register(session, client, "moons")
+    seen = predicted_versions_until(
+        client, {"inputs": inputs}, lambda r: r.json()["model"]["version"] == 2
+    )
+
+    assert seen[-1] == 2 and set(seen) <= {1, 2}
+
+
+def test_an_alias_removed_by_another_process_stops_resolving_within_seconds(
+    client: TestClient, session: Session
+) -> None:
+    inputs = train_and_register(session, client, "moons")["inputs"][:2].tolist()
+    client.put("/v1/models/moons/aliases/production", json={"version": 1})
+    body = {"inputs": inputs, "alias": "production"}
+    assert client.post("/v1/models/moons/predict", json=body).status_code == 200
+
+    registry.delete_alias(session, "moons", "production")
+    session.commit()
+    seen = predicted_versions_until(client, body, lambda r: r.status_code == 404)
+
+    assert seen[-1] == 404 and set(seen) <= {1, 404}

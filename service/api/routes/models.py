@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from service.api.deps import (
     ModelCacheDep,
@@ -136,20 +137,36 @@ async def predict(name: str, request: Request) -> Any:
     body = await parse_body(request, PredictRequest)
     sessions, cache = read_sessions(request), model_cache(request)
 
+    key = (name, body.alias)
+
     def load() -> tuple[int, Model]:
         with sessions() as session:
             found = registry.resolve_version(session, name, body.version, body.alias)
             if body.version is None:
-                cache.remember((name, body.alias), found)
+                cache.remember(key, found)
             return found, cache.load(
                 (name, found), lambda: registry.get_version(session, name, found).weights
             )
 
-    version = body.version or cache.recall((name, body.alias))
+    def refresh() -> None:
+        # After the response: a failed lookup (an alias deleted elsewhere) is forgotten,
+        # so the next request looks it up itself and gets the 404.
+        try:
+            with sessions() as session:
+                cache.remember(key, registry.resolve_version(session, name, None, body.alias))
+        except Exception:
+            cache.forget(name, body.alias)
+
+    version = body.version or cache.recall(key)
     cached = cache.get((name, version)) if version else None
+    refresh_after = False
     if version is not None and cached is not None:
         network = cached
+        refresh_after = body.version is None and cache.claim_refresh(key)
     else:
         version, network = await run_in_threadpool(load)
     reference = {"name": name, "version": version}
-    return JSONResponse(await predict_off_loop(network, body.inputs, model=reference))
+    response = JSONResponse(await predict_off_loop(network, body.inputs, model=reference))
+    if refresh_after:
+        response.background = BackgroundTask(refresh)
+    return response
