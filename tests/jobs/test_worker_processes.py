@@ -116,7 +116,9 @@ def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it_ident
     migrated_url: str, session_factory: sessionmaker[Session], start_worker: WorkerStarter
 ) -> None:
     inputs, targets = generate("xor", 100, noise=0.1)
-    spec = spec_with(epochs=600, learning_rate=0.01)
+    # A few seconds of training, so SIGTERM surely lands while the job runs.
+    epochs = 1500
+    spec = spec_with(epochs=epochs, learning_rate=0.01)
     job_id = queue_job(
         session_factory, add_dataset(session_factory, inputs, targets), spec, checkpoint_every=250
     )
@@ -129,17 +131,17 @@ def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it_ident
     assert (handed_back.lease_token, handed_back.heartbeat_at) == (None, None)
     assert handed_back.attempts == 0  # a deliberate stop uses up no attempt
     stopped_at = handed_back.epoch
-    assert 0 < stopped_at < 600
+    assert 0 < stopped_at < epochs
     assert snapshots(session_factory, job_id)[-1].epoch == stopped_at
 
     with Worker(worker_settings(migrated_url)) as second:
         second.run(threading.Event(), until_idle=True)
 
     job = read_job(session_factory, job_id)
-    assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, 600, 1)
-    assert history_epochs(session_factory, job_id) == list(range(1, 601))
+    assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, epochs, 1)
+    assert history_epochs(session_factory, job_id) == list(range(1, epochs + 1))
     final = snapshots(session_factory, job_id)[-1]
-    assert final.epoch == 600
+    assert final.epoch == epochs
     assert flat_bytes(final.weights) == flat_bytes(uninterrupted_weights(spec, inputs, targets))
 
 
@@ -147,7 +149,10 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
     migrated_url: str, session_factory: sessionmaker[Session], start_worker: WorkerStarter
 ) -> None:
     inputs, targets = generate("xor", 100, noise=0.1)
-    spec = spec_with(epochs=300, learning_rate=0.01)
+    # Long enough (a few seconds) that the worker is surely still training when killed:
+    # snapshots become visible only at the 0.25 s flush.
+    epochs = 1500
+    spec = spec_with(epochs=epochs, learning_rate=0.01)
     job_id = queue_job(
         session_factory, add_dataset(session_factory, inputs, targets), spec, checkpoint_every=50
     )
@@ -156,8 +161,11 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
     def past_a_checkpoint() -> bool:
         with session_factory.begin() as session:
             job = session.get_one(Job, job_id)
-            latest = session.scalar(select(Snapshot.epoch).where(Snapshot.job_id == job_id))
-            return latest is not None and job.epoch > latest
+            latest = session.scalar(
+                select(Snapshot.epoch).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+            )
+            running = job.status == JobStatus.RUNNING
+            return running and latest is not None and job.epoch > latest
 
     wait_for(past_a_checkpoint, 30, "a checkpoint and history past it")
     doomed.kill()
@@ -173,8 +181,8 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
         assert rescuer.run_job(lease, threading.Event()) == JobStatus.SUCCEEDED
 
     job = read_job(session_factory, job_id)
-    assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, 300, 2)
-    assert history_epochs(session_factory, job_id) == list(range(1, 301))
+    assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, epochs, 2)
+    assert history_epochs(session_factory, job_id) == list(range(1, epochs + 1))
     final = snapshots(session_factory, job_id)[-1]
     assert flat_bytes(final.weights) == flat_bytes(uninterrupted_weights(spec, inputs, targets))
 
