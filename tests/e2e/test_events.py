@@ -11,7 +11,7 @@ from tests.e2e.test_newcomer import Server, server
 
 __all__ = ["server"]  # the fixture, imported so that pytest finds it here
 
-EPOCHS = 800
+EPOCHS = 2000
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def parse_events(lines: Iterable[str]) -> Iterator[Event]:
 
 
 def submit_xor_job(client: httpx2.Client) -> str:
-    """A 2-8-1 tanh network on 64 noisy XOR samples for EPOCHS epochs: about a second,
+    """A 2-8-1 tanh network on 64 noisy XOR samples for EPOCHS epochs: about two seconds,
     long enough to stream while it runs."""
     dataset = client.post(
         "/v1/datasets",
