@@ -77,29 +77,12 @@ wrk.body = '{"inputs": [[1, 1]]}'
 wrk.headers["Content-Type"] = "application/json"
 """
 
+# The README's examples: the 2-8-1 tanh network and the notebook's own configuration.
 XOR_TANH_JOB: dict[str, Any] = {
     "model_name": "xor-net",
-    "network": {"layers": [2, 8, 1], "hidden_activation": "tanh", "init": "xavier_uniform"},
-    "training": {"learning_rate": 0.05, "epochs": 500, "batch_size": 1, "seed": 0},
+    **json.loads((ROOT / "examples" / "xor-tanh.json").read_text()),
 }
-NOTEBOOK_JOB: dict[str, Any] = {
-    "network": {
-        "layers": [2, 2, 1],
-        "hidden_activation": "relu",
-        "output_activation": "identity",
-        "init": "normal",
-    },
-    "training": {
-        "loss": "mse",
-        "optimizer": "sgd",
-        "learning_rate": 0.01,
-        "epochs": 500,
-        "batch_size": 1,
-        "shuffle": True,
-        "seed": 0,
-        "update_rule": "dirty",
-    },
-}
+NOTEBOOK_JOB: dict[str, Any] = json.loads((ROOT / "examples" / "notebook.json").read_text())
 MOONS: dict[str, Any] = {"kind": "moons", "n_samples": 2000, "noise": 0.2, "seed": 0}
 
 

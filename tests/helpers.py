@@ -1,8 +1,20 @@
 """Helpers shared by the API and end-to-end tests."""
 
+import json
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import func, select
 
 from service.db import Base, make_engine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_spec(name: str) -> dict[str, Any]:
+    """A `{"network", "training"}` spec from examples/, the files the README shows."""
+    spec: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return spec
 
 
 def row_counts(url: str) -> dict[str, int]:

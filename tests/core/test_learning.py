@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.datasets import make_moons
 
 from service.core import RunSpec, Trainer
+from tests.helpers import example_spec
 
 XOR_INPUTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_TARGETS = np.array([[0.0], [1.0], [1.0], [0.0]])
@@ -79,26 +80,9 @@ def test_two_moons_classifier_exceeds_97_percent_on_held_out_data() -> None:
 
 
 def test_notebook_configuration_runs_and_records_its_rmse_history() -> None:
-    spec = RunSpec.from_dict(
-        {
-            "network": {
-                "layers": [2, 2, 1],
-                "hidden_activation": "relu",
-                "output_activation": "identity",
-                "init": "normal",
-            },
-            "training": {
-                "loss": "mse",
-                "optimizer": "sgd",
-                "learning_rate": 0.01,
-                "epochs": 500,
-                "batch_size": 1,
-                "shuffle": True,
-                "update_rule": "dirty",
-                "seed": 0,
-            },
-        }
-    )
+    # examples/notebook.json: 2-2-1 relu, identity output, standard-normal init, lr 0.01,
+    # per sample, 500 epochs, shuffled, the dirty update rule.
+    spec = RunSpec.from_dict(example_spec("notebook"))
     inputs = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
     targets = [1, 0, 0, 1]
     trainer = Trainer(spec, inputs, targets)

@@ -14,35 +14,14 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.helpers import example_spec
+
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
 XOR_TARGETS = [1, 0, 0, 1]
 
-NOTEBOOK_JOB = {
-    "model_name": "notebook",
-    "network": {
-        "layers": [2, 2, 1],
-        "hidden_activation": "relu",
-        "output_activation": "identity",
-        "init": "normal",
-    },
-    "training": {
-        "loss": "mse",
-        "optimizer": "sgd",
-        "learning_rate": 0.01,
-        "epochs": 500,
-        "batch_size": 1,
-        "shuffle": True,
-        "seed": 0,
-        "update_rule": "dirty",
-    },
-    "checkpoint_every": 100,
-}
-TANH_JOB = {
-    "model_name": "xor-net",
-    "network": {"layers": [2, 8, 1], "hidden_activation": "tanh", "init": "xavier_uniform"},
-    "training": {"learning_rate": 0.05, "epochs": 500, "batch_size": 1, "seed": 0},
-    "checkpoint_every": 50,
-}
+# The README's examples: the notebook's own configuration and the 2-8-1 tanh network.
+NOTEBOOK_JOB = {"model_name": "notebook", **example_spec("notebook"), "checkpoint_every": 100}
+TANH_JOB = {"model_name": "xor-net", **example_spec("xor-tanh"), "checkpoint_every": 50}
 
 
 def free_port() -> int:
