@@ -286,26 +286,36 @@ def notebook_xor(epochs: int) -> Run:
     return run
 
 
-def sklearn_xor(epochs: int) -> Run:
+def sklearn_sgd(estimator: Any, hidden: tuple[int, ...], batch: int, **options: Any) -> Any:
+    """A scikit-learn MLP with the plain SGD every case compares: constant lr 0.01, no
+    momentum, no L2, relu, shuffled each epoch."""
+    return estimator(
+        hidden_layer_sizes=hidden,
+        activation="relu",
+        solver="sgd",
+        batch_size=batch,
+        learning_rate_init=0.01,
+        momentum=0.0,
+        alpha=0.0,
+        shuffle=True,
+        random_state=0,
+        **options,
+    )
+
+
+def sklearn_fit(
+    estimator: Any, x: np.ndarray, y: np.ndarray, hidden: tuple[int, ...], batch: int, epochs: int
+) -> Run:
+    """A whole fit of exactly `epochs` epochs (no early convergence stop)."""
+
     def run() -> float:
-        model = MLPRegressor(
-            hidden_layer_sizes=(2,),
-            activation="relu",
-            solver="sgd",
-            batch_size=1,
-            learning_rate_init=0.01,
-            momentum=0.0,
-            alpha=0.0,
-            max_iter=epochs,
-            tol=0.0,
-            n_iter_no_change=np.inf,
-            shuffle=True,
-            random_state=0,
+        model = sklearn_sgd(
+            estimator, hidden, batch, max_iter=epochs, tol=0.0, n_iter_no_change=np.inf
         )
         with warnings.catch_warnings():
             ignore_convergence_warnings()
             start = perf_counter()
-            model.fit(XOR_X, XOR_Y.ravel())
+            model.fit(x, y)
             elapsed = perf_counter() - start
         assert model.n_iter_ == epochs
         return elapsed
@@ -321,7 +331,9 @@ def case_a(quick: bool, repeats: int | None) -> Section:
         "ours, standard rule": ours_xor(epochs, "standard"),
         "ours, dirty rule": ours_xor(epochs, "dirty"),
         "notebook loop (dirty rule, no bias updates)": notebook_xor(epochs),
-        "scikit-learn MLPRegressor sgd": sklearn_xor(epochs),
+        "scikit-learn MLPRegressor sgd": sklearn_fit(
+            MLPRegressor, XOR_X, XOR_Y.ravel(), (2,), 1, epochs
+        ),
     }
     times = measure(runs, repeats)
     section = Section(
@@ -386,37 +398,6 @@ def moons_spec(epochs: int, dtype: str) -> dict[str, Any]:
             "dtype": dtype,
         },
     }
-
-
-def sklearn_mlp(
-    x: np.ndarray, labels: np.ndarray, hidden: tuple[int, ...], batch: int, epochs: int
-) -> Run:
-    """A whole MLPClassifier sgd fit of `epochs` epochs."""
-
-    def run() -> float:
-        model = MLPClassifier(
-            hidden_layer_sizes=hidden,
-            activation="relu",
-            solver="sgd",
-            batch_size=batch,
-            learning_rate_init=0.01,
-            momentum=0.0,
-            alpha=0.0,
-            max_iter=epochs,
-            tol=0.0,
-            n_iter_no_change=np.inf,
-            shuffle=True,
-            random_state=0,
-        )
-        with warnings.catch_warnings():
-            ignore_convergence_warnings()
-            start = perf_counter()
-            model.fit(x, labels)
-            elapsed = perf_counter() - start
-        assert model.n_iter_ == epochs
-        return elapsed
-
-    return run
 
 
 def torch_mlp(layers: list[int], dtype: Any) -> Any:
@@ -484,7 +465,7 @@ def case_b(quick: bool, repeats: int | None) -> Section:
         bce = torch.nn.BCEWithLogitsLoss()
         runs = {
             f"ours {dtype}": ours_train(moons_spec(epochs, dtype), x, y),
-            f"scikit-learn {dtype}": sklearn_mlp(x, labels, (64, 64), 32, epochs),
+            f"scikit-learn {dtype}": sklearn_fit(MLPClassifier, x, labels, (64, 64), 32, epochs),
             f"PyTorch {dtype}, {threads} threads": torch_train(
                 [2, 64, 64, 1], x, y, bce, 32, epochs, threads
             ),
@@ -554,17 +535,7 @@ def ours_epochs(spec: dict[str, Any], x: np.ndarray, y: np.ndarray) -> Run:
 
 def sklearn_epochs(x: np.ndarray, labels: np.ndarray, hidden: tuple[int, ...], batch: int) -> Run:
     """One epoch per call: MLPClassifier.partial_fit with sgd is one shuffled pass."""
-    model = MLPClassifier(
-        hidden_layer_sizes=hidden,
-        activation="relu",
-        solver="sgd",
-        batch_size=batch,
-        learning_rate_init=0.01,
-        momentum=0.0,
-        alpha=0.0,
-        shuffle=True,
-        random_state=0,
-    )
+    model = sklearn_sgd(MLPClassifier, hidden, batch)
     classes = np.unique(labels)
 
     def run() -> float:
