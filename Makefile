@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck bench container-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -31,6 +31,10 @@ test: lint
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/core_bench.py
+
+# Build the image and run it alone and as the compose stack (needs docker or podman).
+container-check:
+	scripts/container-check
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
