@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
 from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
@@ -84,7 +85,12 @@ def serve(args: argparse.Namespace) -> None:
         for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if v is not None
     }
-    run_server(Settings(**overrides))
+    settings = Settings(**overrides)
+    if args.migrate:
+        from service.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    run_server(settings)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -103,6 +109,23 @@ def db_upgrade(args: argparse.Namespace) -> None:
     print(f"database at revision {current_revision(url)}", file=sys.stderr)
 
 
+def health(args: argparse.Namespace) -> None:
+    """Exit 0 if the service on this machine answers /health: the container's HEALTHCHECK."""
+    import urllib.error
+    import urllib.request
+
+    from service.config import Settings
+
+    url = args.url or f"http://127.0.0.1:{Settings().port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except (urllib.error.URLError, OSError) as error:
+        sys.exit(f"unhealthy: {url}: {error}")
+    if status != 200:
+        sys.exit(f"unhealthy: {url} answered {status}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -113,12 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host", help="address to listen on (BACKPROP_HOST)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (BACKPROP_PORT)")
     serve_parser.add_argument("--workers", type=int, help="worker processes (BACKPROP_WORKERS)")
+    serve_parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="upgrade the database schema first (one process alone on its database)",
+    )
     serve_parser.set_defaults(handler=serve)
 
     worker_parser = commands.add_parser(
         "worker", help="run one worker process that trains queued jobs"
     )
     worker_parser.set_defaults(handler=worker)
+
+    health_parser = commands.add_parser(
+        "health", help="exit 0 if the local service answers /health (for HEALTHCHECK)"
+    )
+    health_parser.add_argument("--url", help="default: http://127.0.0.1:$BACKPROP_PORT/health")
+    health_parser.add_argument("--timeout", type=float, default=3.0, help="seconds")
+    health_parser.set_defaults(handler=health)
 
     db_parser = commands.add_parser("db", help="database schema")
     db_commands = db_parser.add_subparsers(dest="db_command", required=True)
@@ -161,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OperationalError as error:
+        # Typically the database is not up yet: one line, not a traceback, and a restart.
+        print(f"error: cannot use the database: {error.orig or error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
