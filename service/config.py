@@ -1,15 +1,47 @@
 """Service settings, read from environment variables prefixed with BACKPROP_."""
 
+import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Scope = Literal["read", "write"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A configured API key, kept as its SHA-256 digest only; `read` keys may only read."""
+
+    digest: bytes
+    scope: Scope
+
+
+def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
+    """`"KEY1,KEY2:read"` -> the keys' digests and scopes; the plaintext is not kept."""
+    keys = []
+    for entry in value.split(","):
+        key, _, scope = entry.strip().partition(":")
+        if not key and not scope:
+            continue
+        if not key or scope not in ("", "read", "write"):
+            raise ValueError(
+                "each entry of BACKPROP_API_KEYS is KEY, KEY:read or KEY:write "
+                "(keys contain no ',' or ':')"
+            )
+        keys.append(ApiKey(hashlib.sha256(key.encode()).digest(), "read" if scope else "write"))
+    return tuple(keys)
 
 
 class Settings(BaseSettings):
     """Every tunable of the service; `BACKPROP_DATABASE_URL` sets `database_url`, and so on."""
 
-    model_config = SettingsConfigDict(env_prefix="BACKPROP_", extra="ignore")
+    # Errors name the setting but never echo its value: it may be a key or a password.
+    model_config = SettingsConfigDict(
+        env_prefix="BACKPROP_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./backprop.db"
     workers: int = 1
@@ -21,6 +53,18 @@ class Settings(BaseSettings):
     max_features: int = 1_000
     max_parameters: int = 5_000_000
     max_epochs: int = 100_000
+    # Epochs x training samples of one job: bounds its work (and its history) as a whole.
+    max_epoch_samples: int = 1_000_000_000
+    # Queued plus running jobs at once; a new job beyond it is refused with 429.
+    max_active_jobs: int = 1_000
+    # One prediction request: rows x the model's parameters (its multiply-adds, about a
+    # second of one core at the default) and rows x outputs (the size of the answer).
+    max_predict_row_parameters: int = 1_000_000_000
+    max_predict_outputs: int = 10_000_000
+
+    # Comma-separated `KEY` or `KEY:read` (GET and HEAD only); when set, every request
+    # but the probes' and the docs' needs `Authorization: Bearer KEY`.
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = Field((), repr=False)
 
     # A running job's worker refreshes its lease this often (and learns of a cancel); every
     # worker also re-queues jobs whose lease is older than `lease_timeout_seconds` this often.
@@ -40,6 +84,25 @@ class Settings(BaseSettings):
     job_time_limit_seconds: float = Field(0.0, ge=0)
 
     model_cache_size: int = 32
+
+    # `backprop serve` and `backprop worker` log one JSON object per line, or `text`.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _hash_api_keys(cls, value: Any) -> Any:
+        return parse_api_keys(value) if isinstance(value, str) else value
 
 
 @lru_cache

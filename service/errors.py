@@ -59,3 +59,10 @@ class Invalid(DomainError):
 
     status = 422
     title = "Invalid request"
+
+
+class Busy(DomainError):
+    """The service is at a limit of concurrent work; the request may succeed later."""
+
+    status = 429
+    title = "Too many requests"

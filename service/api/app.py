@@ -6,11 +6,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import problems
+from service.api import auth, openapi, problems
 from service.api.limits import BodySizeLimit
+from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache
 from service.api.responses import JSONResponse
-from service.api.routes import datasets, events, jobs, models, probes, trace
+from service.api.routes import datasets, events, jobs, metrics, models, probes, trace
+from service.api.telemetry import RequestTelemetry
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.db.migrate import head_revision, revision_on
@@ -61,7 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.read_session_factory = make_session_factory(read_engine)
         app.state.model_cache = ModelCache(settings.model_cache_size)
+        if not settings.api_keys:
+            log.warning("BACKPROP_API_KEYS is not set: the API is open to anyone who can reach it")
+        jobs_collector = JobsCollector(
+            app.state.read_session_factory, settings.lease_timeout_seconds
+        )
+        registry.register(jobs_collector)
         yield
+        registry.unregister(jobs_collector)
         engine.dispose()
         read_engine.dispose()
 
@@ -72,9 +81,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
+    registry = new_registry()
+    app.state.metrics_registry = registry
     problems.install(app)
+    openapi.install(app)
     # Routes are matched in order: the prediction routes, the hot path, come first.
-    for module in (models, jobs, events, trace, datasets, probes):
+    dependencies, responses = auth.documentation(settings.api_keys)
+    for module in (models, jobs, events, trace, datasets):
+        app.include_router(module.router, dependencies=dependencies, responses=responses)
+    for module in (probes, metrics):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    docs = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(
+        auth.ApiKeyAuth,
+        keys=settings.api_keys,
+        open_paths=auth.OPEN_PATHS | {path for path in docs if path},
+    )
+    # Outermost, so requests refused by the other middleware are counted and logged too.
+    app.add_middleware(RequestTelemetry, metrics=HttpMetrics(registry), routes=app.router.routes)
     return app

@@ -1,11 +1,52 @@
-"""Request body size limit, enforced on the stream rather than trusted from Content-Length."""
+"""Request limits: the body size, enforced on the stream rather than trusted from
+Content-Length, the size of a network a request may make the service build, and the
+work and answer size of a prediction."""
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.config import Settings
+from service.core import NetworkSpec
+from service.errors import Invalid
+
+
+def check_parameter_count(settings: Settings, network: NetworkSpec) -> None:
+    """Refuse a network above `max_parameters` before any of its arrays is allocated."""
+    parameters = network.n_parameters
+    if parameters > settings.max_parameters:
+        raise Invalid(
+            f"network has {parameters} parameters; the limit is {settings.max_parameters} "
+            "(BACKPROP_MAX_PARAMETERS)",
+            [{"loc": ["body", "network", "layers"], "msg": "model too large"}],
+        )
+
+
+def check_prediction_size(settings: Settings, network: NetworkSpec, n_rows: int) -> None:
+    """Refuse predictions whose work (rows x parameters) or answer (rows x outputs) is
+    above the limits: a body of small rows can ask a wide model for gigabytes of outputs."""
+    work = n_rows * network.n_parameters
+    if work > settings.max_predict_row_parameters:
+        rows = settings.max_predict_row_parameters // network.n_parameters
+        raise Invalid(
+            f"{n_rows} rows x {network.n_parameters} parameters = {work} exceed the limit "
+            f"of {settings.max_predict_row_parameters} (BACKPROP_MAX_PREDICT_ROW_PARAMETERS)",
+            [{"loc": ["body", "inputs"], "msg": f"at most {rows} rows for this model"}],
+        )
+    outputs = n_rows * network.n_outputs
+    if outputs > settings.max_predict_outputs:
+        rows = settings.max_predict_outputs // network.n_outputs
+        raise Invalid(
+            f"{n_rows} rows x {network.n_outputs} outputs = {outputs} exceed the limit "
+            f"of {settings.max_predict_outputs} (BACKPROP_MAX_PREDICT_OUTPUTS)",
+            [{"loc": ["body", "inputs"], "msg": f"at most {rows} rows for this model"}],
+        )
+
 
 class BodySizeLimit:
-    """Refuses bodies above `max_bytes` with 413 without reading them whole."""
+    """Refuses bodies above `max_bytes` with 413 without reading them whole, and closes
+    the connection after any answer sent before the body was read to its end (a 413 on
+    the stream, a 404, a 401): otherwise the server would drain the rest of the body,
+    however long, to reuse the connection."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -22,22 +63,35 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+                has_body = value.strip(b"0") != b""
+            elif name == b"transfer-encoding":
+                has_body = True
         received = 0
+        body_pending = has_body
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_pending
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise self._too_large()
+                body_pending = message.get("more_body", False)
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and body_pending:
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, counting_receive, closing_send if has_body else send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         from service.api.problems import problem

@@ -7,13 +7,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from service.api.responses import ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
 from service.errors import DomainError, FieldError
+from service.logs import context_value
 
 log = logging.getLogger("service.api")
+
+PROBLEM_JSON = "application/problem+json"
 
 TITLES = {
     400: "Bad request",
@@ -25,6 +29,7 @@ TITLES = {
     413: "Payload too large",
     415: "Unsupported media type",
     422: "Invalid request",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -46,13 +51,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each status documented with the Problem schema.
 
     422 is always among them: it replaces FastAPI's default validation-error schema, which
-    is not the problem+json this service sends.
+    is not the problem+json this service sends. FastAPI files the `model` under the route's
+    own media type (application/json); `service.api.openapi` moves it.
     """
     return {
         status: {
             "model": Problem,
             "description": TITLES.get(status, "Error"),
-            "content": {"application/problem+json": {}},
+            "content": {PROBLEM_JSON: {}},
         }
         for status in sorted({*statuses, 422})
     }
@@ -97,17 +103,40 @@ def _spec_problem(request: Request, error: Exception) -> ProblemResponse:
     return spec_error_problem(error)
 
 
+def _documented_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema documents at this request's path: of the paths that
+    match it, those with the fewest parameters (`/v1/datasets/csv`, not `/{dataset_id}`)."""
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+    matching = [
+        (template.count("{"), operations)
+        for template, operations in request.app.openapi()["paths"].items()
+        if compile_path(template)[0].fullmatch(path)
+    ]
+    fewest = min((parameters for parameters, _ in matching), default=0)
+    return sorted({m.upper() for n, operations in matching if n == fewest for m in operations})
+
+
 def _http_problem(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, HTTPException)
     response = problem(error.status_code, str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
+    methods = _documented_methods(request) if error.status_code == 405 else []
+    if methods:
+        # FastAPI makes a route per method: the router's Allow names only the first route
+        # whose path matched, not all the methods the path takes.
+        response.headers["Allow"] = ", ".join(methods)
     return response
 
 
 def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return problem(500, "the service failed to handle this request; it has been logged")
+    response = problem(500, "the service failed to handle this request; it has been logged")
+    # Sent from outside RequestTelemetry, which left the request id bound for this.
+    request_id = context_value("request_id")
+    if isinstance(request_id, str):
+        response.headers["X-Request-ID"] = request_id
+    return response
 
 
 def install(app: FastAPI) -> None:

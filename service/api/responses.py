@@ -3,10 +3,12 @@
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi import responses
 
 
-class JSONResponse(Response):
+# A JSONResponse subclass: FastAPI documents a route's `response_model` only for those
+# (for other response classes the OpenAPI schema says the body is a string).
+class JSONResponse(responses.JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -31,6 +32,9 @@ from service.db.models import JobStatus
 T = TypeVar("T")
 
 MAX_LAYER_WIDTH = 4096
+# The largest value of the databases' INTEGER columns (epochs, versions): larger ones can
+# match nothing, and PostgreSQL fails on a comparison with them.
+MAX_STORED_INT = 2**31 - 1
 
 # The 2-8-1 tanh network that learns XOR: the example wherever a spec appears.
 EXAMPLE_NETWORK: JsonDict = {
@@ -74,14 +78,24 @@ UpdateRule = Annotated[str, OneOf(UPDATE_RULES)]
 DType = Annotated[str, OneOf(DTYPES)]
 GeneratorKind = Annotated[str, OneOf(GENERATORS)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["xor-net"])]
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer in a request body: JSON Schema's integers include 1.0, which strict models
+# (see `Input`) would refuse; booleans and strings stay refused.
+Integer = Annotated[int, BeforeValidator(_integral_float_to_int)]
 Row = Annotated[list[float], Field(min_length=1)]
 Rows = Annotated[list[Row], Field(min_length=1)]
 
 
 class Input(BaseModel):
-    """Every request body: unknown fields and NaN/infinity are rejected."""
+    """Every request body: unknown fields, NaN/infinity and values of another JSON type
+    than the schema's (`true` or `"1"` for a number) are rejected."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Output(BaseModel):
@@ -101,7 +115,7 @@ class Page(Output, Generic[T]):
 class NetworkSpecIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_NETWORK]})
 
-    layers: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
+    layers: list[Annotated[Integer, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
         min_length=2,
         max_length=32,
         description="Every layer's width, input and output included.",
@@ -124,19 +138,19 @@ class TrainingSpecIn(Input):
     epsilon: float = Field(1e-8, gt=0, le=1)
     lr_schedule: ScheduleName = "constant"
     lr_decay: float = Field(0.5, gt=0, le=100)
-    lr_decay_every: int = Field(100, ge=1)
+    lr_decay_every: Integer = Field(100, ge=1)
     l2: float = Field(0.0, ge=0, le=100)
-    epochs: int = Field(100, ge=1)
-    batch_size: int | None = Field(1, ge=1, description="1 is per sample; null is full batch.")
+    epochs: Integer = Field(100, ge=1, le=MAX_STORED_INT)
+    batch_size: Integer | None = Field(1, ge=1, description="1 is per sample; null is full batch.")
     shuffle: bool = True
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Integer = Field(0, ge=0, le=2**32 - 1)
     update_rule: UpdateRule = Field(
         "standard",
         description="`dirty` propagates each layer's error through the already updated "
         "weights above it, as the notebook does.",
     )
     validation_split: float = Field(0.0, ge=0, lt=1)
-    early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_patience: Integer | None = Field(None, ge=1)
     early_stopping_min_delta: float = Field(0.0, ge=0)
     dtype: DType = "float64"
 
@@ -178,10 +192,12 @@ class GeneratorSpec(Input):
     )
 
     kind: GeneratorKind
-    n_samples: int = Field(200, ge=2)
+    n_samples: Integer = Field(200, ge=2)
     noise: float = Field(0.0, ge=0, le=10)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    n_classes: int = Field(2, ge=2, le=20, description="More than 2 for spiral and gaussian only.")
+    seed: Integer = Field(0, ge=0, le=2**32 - 1)
+    n_classes: Integer = Field(
+        2, ge=2, le=20, description="More than 2 for spiral and gaussian only."
+    )
 
 
 class DatasetCreate(Input):
@@ -281,7 +297,9 @@ class JobCreate(Input):
     )
     network: NetworkSpecIn
     training: TrainingSpecIn = Field(default_factory=TrainingSpecIn)
-    checkpoint_every: int = Field(10, ge=1, description="Keep a weight snapshot every N epochs.")
+    checkpoint_every: Integer = Field(
+        10, ge=1, le=MAX_STORED_INT, description="Keep a weight snapshot every N epochs."
+    )
 
 
 class JobRead(Output):
@@ -392,7 +410,9 @@ class PredictRequest(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[1, 1], [-1, 1]]}]})
 
     inputs: Rows
-    version: int | None = Field(None, ge=1, description="A version number; default the latest.")
+    version: Integer | None = Field(
+        None, ge=1, le=MAX_STORED_INT, description="A version number; default the latest."
+    )
     alias: Name | None = Field(None, description="An alias such as `production`.")
 
     @model_validator(mode="after")
@@ -406,7 +426,9 @@ class JobPredictRequest(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[1, 1]], "epoch": 50}]})
 
     inputs: Rows
-    epoch: int | None = Field(None, ge=0, description="A snapshot epoch; default the latest.")
+    epoch: Integer | None = Field(
+        None, ge=0, le=MAX_STORED_INT, description="A snapshot epoch; default the latest."
+    )
 
 
 class ModelRef(Output):
@@ -498,7 +520,7 @@ class ModelVersionRead(Output):
 class AliasSet(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"version": 1}]})
 
-    version: int = Field(ge=1)
+    version: Integer = Field(ge=1, le=MAX_STORED_INT)
 
 
 # ----- trace ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from service.api.app import SchemaOutOfDate, check_schema, create_app
 from service.config import Settings
+from service.logs import configure_logging, logging_config
 
 log = logging.getLogger("service.serve")
 
@@ -77,7 +78,7 @@ class WorkerPool:
 
 def serve(settings: Settings) -> None:
     """Run until Ctrl-C or SIGTERM, then stop the workers cleanly."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         check_schema(settings)
     except SchemaOutOfDate as error:
@@ -87,6 +88,14 @@ def serve(settings: Settings) -> None:
     # The API's matmuls are small and its requests concurrent: one BLAS thread each.
     threadpool_limits(1)
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        # The access log is RequestTelemetry's: one line per request, with its id.
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=logging_config(settings.log_level, settings.log_format),
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
     finally:
         pool.stop()

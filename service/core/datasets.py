@@ -117,7 +117,12 @@ def parse_csv(text: str, field: str) -> np.ndarray:
     """Numeric rows `(n_rows, n_columns)` from CSV text; a first row that is not numeric is
     a header. Blank lines are skipped; ragged rows, text and NaN/infinity are refused with
     a SpecError naming `field` and the row."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    # newline="": the csv module reads line ends itself, "\r" alone included.
+    lines = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [row for row in lines if any(cell.strip() for cell in row)]
+    except csv.Error as error:  # e.g. a field longer than csv.field_size_limit()
+        raise SpecError(field, f"is not CSV the service can read: {error}") from None
     if rows and not _numeric(rows[0]):
         rows = rows[1:]
     if not rows:

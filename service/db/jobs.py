@@ -16,6 +16,9 @@ from service.db.pagination import decode_cursor, page_of
 from service.errors import Conflict, NotFound
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Advisory lock (PostgreSQL) that serializes job creation while the active jobs are counted.
+CREATE_LOCK_KEY = 0x6270_6A6F_6273  # "bpjobs"
 # PostgreSQL channel on which a queued job is announced to idle workers (see notify_job_queued).
 JOBS_CHANNEL = "backprop_jobs"
 # A job flips between queued and running only when a worker claims or hands it back.
@@ -49,6 +52,16 @@ def notify_job_queued(session: Session, job_id: str) -> None:
     delivered at commit, and not at all on rollback). SQLite workers poll instead."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_notify(JOBS_CHANNEL, job_id)))
+
+
+def count_active_jobs(session: Session) -> int:
+    """Queued and running jobs. On PostgreSQL this first takes a lock held until commit,
+    so requests creating jobs count one after another and cannot both take the last
+    free place; SQLite's write transactions (BEGIN IMMEDIATE) already run one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CREATE_LOCK_KEY)))
+    active = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))
+    return session.scalar(active) or 0
 
 
 def get_job(session: Session, job_id: str) -> Job:

@@ -1,5 +1,6 @@
 """Run one claimed job: train it, write history and snapshots under the lease, finish it."""
 
+import contextvars
 import logging
 import math
 import threading
@@ -60,8 +61,12 @@ class Heartbeat:
         self.lease_lost = lease_lost
         self.reap = reap
         self._done = threading.Event()
+        # In a copy of the caller's context, so its log lines carry the job id too.
         self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{lease.job_id}", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name=f"heartbeat-{lease.job_id}",
+            daemon=True,
         )
 
     def __enter__(self) -> "Heartbeat":
@@ -185,6 +190,8 @@ class JobRunner:
             return JobStatus.FAILED
         if job.resume_epoch:
             log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
+        else:
+            log.info("job.started job_id=%s", self.job_id)
 
         # Measured on this machine's monotonic clock from here, but counted from the job's
         # first start by the database's clock: neither clock skew nor a resume resets it.
@@ -333,6 +340,7 @@ class JobRunner:
         self.pending_snapshots.clear()
         if snapshots:
             self.snapshot_epoch = snapshots[-1].epoch
+            log.info("job.checkpoint job_id=%s epoch=%d", self.job_id, self.snapshot_epoch)
         if cancel_requested:
             self.cancel_requested.set()
 

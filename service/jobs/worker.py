@@ -23,6 +23,7 @@ from service.db.migrate import is_at_head
 from service.db.models import JobStatus
 from service.jobs.lease import Lease, Reaped, claim_next, reap
 from service.jobs.runner import JobRunner
+from service.logs import configure_logging, log_context
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,18 @@ class Worker:
         self.next_reap = time.monotonic() + settings.heartbeat_seconds
         for outcome, job_ids in vars(reaped).items():
             for job_id in job_ids:
+                # `extra` names the reaped job, not the one this worker may be running.
                 log.warning(
-                    "job.reaped job_id=%s outcome=%s worker=%s", job_id, outcome, self.worker_id
+                    "job.reaped job_id=%s outcome=%s worker=%s",
+                    job_id,
+                    outcome,
+                    self.worker_id,
+                    extra={
+                        "job_id": job_id,
+                        "attempt": None,
+                        "outcome": outcome,
+                        "worker": self.worker_id,
+                    },
                 )
         return reaped
 
@@ -164,22 +175,29 @@ class Worker:
                 lease.job_id,
                 lease.attempt,
                 self.worker_id,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "worker": self.worker_id},
             )
         return lease
 
     def run_job(self, lease: Lease, stop: threading.Event) -> JobStatus | None:
-        """Run one claimed job; see `JobRunner.run`."""
-        return JobRunner(
+        """Run one claimed job; see `JobRunner.run`. Every line it logs carries the job id."""
+        runner = JobRunner(
             self.session_factory,
             lease,
             stop,
             self.settings.heartbeat_seconds,
             time_limit_seconds=self.settings.job_time_limit_seconds,
             reap=self.reap,
-        ).run()
+        )
+        with log_context(job_id=lease.job_id, attempt=lease.attempt, worker=self.worker_id):
+            return runner.run()
 
     def run(self, stop: threading.Event, until_idle: bool = False) -> None:
         """Claim and run jobs until `stop` is set or, with `until_idle`, none is runnable."""
+        with log_context(worker=self.worker_id):
+            self._run(stop, until_idle)
+
+    def _run(self, stop: threading.Event, until_idle: bool) -> None:
         while not stop.is_set():
             try:
                 lease = self.claim()
@@ -262,8 +280,7 @@ def run_worker(settings: Settings) -> None:
             "run `backprop db upgrade` first"
         )
 
-    # Configured after the schema check, which would log Alembic's chatter at INFO.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
     ShutdownGrace(stop, settings.shutdown_grace_seconds).install()
 
@@ -271,6 +288,12 @@ def run_worker(settings: Settings) -> None:
     # oversubscribe them (see the performance notes).
     blas_threads = max(1, (os.cpu_count() or 1) // max(1, settings.workers))
     with threadpool_limits(limits=blas_threads), Worker(settings) as worker:
-        log.info("worker.started worker=%s blas_threads=%d", worker.worker_id, blas_threads)
+        identity = {"worker": worker.worker_id}
+        log.info(
+            "worker.started worker=%s blas_threads=%d",
+            worker.worker_id,
+            blas_threads,
+            extra=identity,
+        )
         worker.run(stop)
-        log.info("worker.stopped worker=%s", worker.worker_id)
+        log.info("worker.stopped worker=%s", worker.worker_id, extra=identity)

@@ -264,3 +264,52 @@ def test_a_bad_cursor_is_a_422_naming_the_cursor(client: TestClient) -> None:
 
 def test_unknown_routes_answer_problem_json(client: TestClient) -> None:
     assert_problem(client.get("/v1/nothing-here"), 404)
+
+
+def test_a_number_sent_as_a_boolean_or_a_string_is_refused(client: TestClient) -> None:
+    for value in (True, "1"):
+        body = {**XOR_ROWS, "targets": [[value], [0], [0], [1]]}
+        assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets", 0, 0])
+
+
+def test_an_integer_written_as_a_whole_float_is_accepted(client: TestClient) -> None:
+    body = {"name": "xor", "generator": {"kind": "xor", "n_samples": 4.0}}
+
+    assert client.post("/v1/datasets", json=body).status_code == 201
+
+
+def test_epochs_and_versions_beyond_the_database_integers_are_422_not_500(
+    client: TestClient, dataset_id: str
+) -> None:
+    too_big = 2**31
+    job = client.post("/v1/jobs", json=job_body(dataset_id)).json()["id"]
+
+    for response in (
+        client.get(f"/v1/jobs/{job}/snapshots/{too_big}"),
+        client.get(f"/v1/models/xor/versions/{too_big}"),
+        client.get(f"/v1/jobs/{job}/events", params={"last_event_id": too_big}),
+        client.post(f"/v1/jobs/{job}/predict", json={"inputs": [[1, 1]], "epoch": too_big}),
+        client.post("/v1/models/xor/predict", json={"inputs": [[1, 1]], "version": too_big}),
+        client.put("/v1/models/xor/aliases/production", json={"version": too_big}),
+    ):
+        assert_problem(response, 422)
+
+
+def test_a_csv_with_carriage_return_line_ends_is_read(client: TestClient) -> None:
+    csv = b"x1,x2,y\r1,1,1\r-1,1,0\r"
+
+    response = client.post(
+        "/v1/datasets/csv", files={"file": ("mac.csv", csv, "text/csv")}, data={"name": "cr"}
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["n_samples"] == 2
+
+
+def test_a_method_the_path_does_not_take_is_405_allowing_all_it_takes(
+    client: TestClient,
+) -> None:
+    response = client.request("PATCH", "/v1/datasets")
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"

@@ -6,6 +6,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
+from service.api.openapi import link
 from service.api.problems import problem_responses
 from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
 from service.config import Settings
@@ -20,6 +21,22 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
 ]
+NEXT_CURSOR = "$response.body#/next_cursor"
+
+# Links: where a response's ids lead, for the docs and the stateful fuzz test.
+CREATED = {"dataset_id": "$response.body#/id"}
+CREATED_LINKS = {
+    "GetDataset": link("GET", "/v1/datasets/{dataset_id}", CREATED),
+    "GetDatasetRows": link("GET", "/v1/datasets/{dataset_id}/rows", CREATED),
+    "DeleteDataset": link("DELETE", "/v1/datasets/{dataset_id}", CREATED),
+    "SubmitJob": link("POST", "/v1/jobs", body=CREATED),
+}
+FIRST = {"dataset_id": "$response.body#/items/0/id"}
+LIST_LINKS = {
+    "NextPage": link("GET", "/v1/datasets", {"cursor": NEXT_CURSOR}),
+    "GetDataset": link("GET", "/v1/datasets/{dataset_id}", FIRST),
+    "GetDatasetRows": link("GET", "/v1/datasets/{dataset_id}/rows", FIRST),
+}
 
 
 def _check_limits(settings: Settings, n_rows: int, n_features: int, n_targets: int) -> None:
@@ -50,7 +67,7 @@ def _matrix(rows: list[list[float]], field: str) -> np.ndarray:
     "",
     status_code=201,
     response_model=DatasetRead,
-    responses=problem_responses(413, 422),
+    responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
     summary="Create a dataset from rows or a generator",
 )
 def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsDep) -> Any:
@@ -73,7 +90,7 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
     "/csv",
     status_code=201,
     response_model=DatasetRead,
-    responses=problem_responses(413, 422),
+    responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
     summary="Create a dataset from an uploaded CSV file",
     description="Numeric columns with an optional header row; the last `targets` columns are "
     "the targets.",
@@ -101,7 +118,10 @@ def upload_csv(
 
 
 @router.get(
-    "", response_model=Page[DatasetRead], responses=problem_responses(422), summary="List datasets"
+    "",
+    response_model=Page[DatasetRead],
+    responses={200: {"links": LIST_LINKS}, **problem_responses(422)},
+    summary="List datasets",
 )
 def list_datasets(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
     items, next_cursor = queries.list_datasets(session, limit, cursor)

@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.api.deps import read_sessions
 from service.api.problems import problem_responses
-from service.api.schemas import HistoryPoint, JobRead
+from service.api.schemas import MAX_STORED_INT, HistoryPoint, JobRead
 from service.db import jobs as queries
 from service.db.models import HistoryRow, Job
 
@@ -52,6 +52,17 @@ EVENTS_EXAMPLE = (
     'event: state\ndata: {"id": "4c1d2e3f5a6b7c8d9e0f1a2b3c4d5e6f", "status": "succeeded", '
     '"epoch": 500, ...}\n\n'
 )
+
+# One event of the stream (OpenAPI 3.1 has a text/event-stream `schema` describe each).
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["progress", "epoch", "state"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "`epoch` events only"},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -123,9 +134,7 @@ async def _events(
     responses={
         200: {
             "description": "The job's events, until it ends.",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": EVENTS_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA, "example": EVENTS_EXAMPLE}},
         },
         **problem_responses(404),
     },
@@ -141,12 +150,17 @@ async def job_events(
         Header(
             alias="Last-Event-ID",
             ge=0,
+            le=MAX_STORED_INT,
             description="The last epoch received; sent by `EventSource` when it reconnects.",
         ),
     ] = None,
     last_event_id: Annotated[
         int | None,
-        Query(ge=0, description="Start after this epoch; the `Last-Event-ID` header wins."),
+        Query(
+            ge=0,
+            le=MAX_STORED_INT,
+            description="Start after this epoch; the `Last-Event-ID` header wins.",
+        ),
     ] = None,
 ) -> EventSourceResponse:
     sessions = read_sessions(request)

@@ -2,8 +2,9 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from service.api.deps import (
     ReadSessionDep,
@@ -14,11 +15,14 @@ from service.api.deps import (
     parse_body,
     read_sessions,
 )
+from service.api.limits import check_parameter_count, check_prediction_size
+from service.api.openapi import link
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
-from service.api.routes.datasets import Cursor, Limit
+from service.api.routes.datasets import NEXT_CURSOR, Cursor, Limit
 from service.api.schemas import (
+    MAX_STORED_INT,
     HistoryPoint,
     JobCreate,
     JobPredictRequest,
@@ -33,24 +37,94 @@ from service.core import Model, RunSpec, SpecError, check_data
 from service.db import JobStatus
 from service.db import datasets as dataset_queries
 from service.db import jobs as queries
-from service.errors import Invalid
+from service.errors import Busy, Invalid
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-def _check_job_limits(settings: Settings, spec: RunSpec) -> None:
-    parameters = spec.network.n_parameters
-    if parameters > settings.max_parameters:
+def _job_links(job_id: str) -> dict[str, dict[str, Any]]:
+    """Links to the job whose id `job_id` (a runtime expression) holds. Predictions need a
+    snapshot, so they are linked from the list of snapshots. None to the job's events:
+    they follow it until it ends, and nothing trains the jobs the fuzz tests submit."""
+    parameters = {"job_id": job_id}
+    return {
+        "GetJob": link("GET", "/v1/jobs/{job_id}", parameters),
+        "CancelJob": link("POST", "/v1/jobs/{job_id}/cancel", parameters),
+        "GetHistory": link("GET", "/v1/jobs/{job_id}/history", parameters),
+        "ListSnapshots": link("GET", "/v1/jobs/{job_id}/snapshots", parameters),
+    }
+
+
+JOB_LINKS = {
+    **_job_links("$response.body#/id"),
+    "GetDataset": link(
+        "GET", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/dataset_id"}
+    ),
+}
+LIST_LINKS = {
+    **_job_links("$response.body#/items/0/id"),
+    "NextPage": link(
+        "GET",
+        "/v1/jobs",
+        {
+            "cursor": NEXT_CURSOR,
+            "status": "$request.query.status",
+            "model_name": "$request.query.model_name",
+        },
+    ),
+}
+SAME_JOB = "$request.path.job_id"
+FIRST_SNAPSHOT = "$response.body#/items/0/epoch"
+SNAPSHOT_LINKS = {
+    "NextPage": link(
+        "GET", "/v1/jobs/{job_id}/snapshots", {"job_id": SAME_JOB, "cursor": NEXT_CURSOR}
+    ),
+    "GetSnapshot": link(
+        "GET", "/v1/jobs/{job_id}/snapshots/{epoch}", {"job_id": SAME_JOB, "epoch": FIRST_SNAPSHOT}
+    ),
+    "PredictAtSnapshot": link(
+        "POST", "/v1/jobs/{job_id}/predict", {"job_id": SAME_JOB}, {"epoch": FIRST_SNAPSHOT}
+    ),
+}
+HISTORY_LINKS = {
+    "NextPage": link(
+        "GET",
+        "/v1/jobs/{job_id}/history",
+        {"job_id": SAME_JOB, "cursor": NEXT_CURSOR, "limit": "$request.query.limit"},
+    ),
+}
+
+
+def _check_job_limits(settings: Settings, spec: RunSpec, n_samples: int) -> None:
+    check_parameter_count(settings, spec.network)
+    epochs = spec.training.epochs
+    if epochs > settings.max_epochs:
         raise Invalid(
-            f"network has {parameters} parameters; the limit is {settings.max_parameters} "
-            "(BACKPROP_MAX_PARAMETERS)",
-            [{"loc": ["body", "network", "layers"], "msg": "model too large"}],
-        )
-    if spec.training.epochs > settings.max_epochs:
-        raise Invalid(
-            f"{spec.training.epochs} epochs exceed the limit of {settings.max_epochs} "
-            "(BACKPROP_MAX_EPOCHS)",
+            f"{epochs} epochs exceed the limit of {settings.max_epochs} (BACKPROP_MAX_EPOCHS)",
             [{"loc": ["body", "training", "epochs"], "msg": f"at most {settings.max_epochs}"}],
+        )
+    # The samples trained on each epoch: the validation split is held out as the worker does.
+    train_samples = n_samples - round(spec.training.validation_split * n_samples)
+    if epochs * train_samples > settings.max_epoch_samples:
+        raise Invalid(
+            f"{epochs} epochs x {train_samples} training samples = {epochs * train_samples} "
+            f"exceed the limit of {settings.max_epoch_samples} (BACKPROP_MAX_EPOCH_SAMPLES)",
+            [
+                {
+                    "loc": ["body", "training", "epochs"],
+                    "msg": f"at most {settings.max_epoch_samples // train_samples} "
+                    "with this dataset",
+                }
+            ],
+        )
+
+
+def _check_active_jobs(settings: Settings, session: Session) -> None:
+    active = queries.count_active_jobs(session)
+    if active >= settings.max_active_jobs:
+        raise Busy(
+            f"{active} jobs are queued or running; the limit is {settings.max_active_jobs} "
+            "(BACKPROP_MAX_ACTIVE_JOBS): submit again once some have finished"
         )
 
 
@@ -58,7 +132,7 @@ def _check_job_limits(settings: Settings, spec: RunSpec) -> None:
     "",
     status_code=202,
     response_model=JobRead,
-    responses=problem_responses(404, 413, 422),
+    responses={202: {"links": JOB_LINKS}, **problem_responses(400, 404, 413, 422, 429)},
     summary="Submit a training job",
     description="Queues the job and returns at once; workers train it. Poll `GET /v1/jobs/{id}`.",
 )
@@ -67,7 +141,7 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         {"network": body.network.model_dump(), "training": body.training.model_dump()}
     )
     dataset = dataset_queries.get_dataset(session, body.dataset_id)
-    _check_job_limits(settings, spec)
+    _check_job_limits(settings, spec, dataset.n_samples)
     inputs, targets = dataset_queries.dataset_arrays(dataset)
     try:
         check_data(inputs, targets, spec.network, spec.training.loss)
@@ -77,11 +151,18 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         # The data itself does not fit the spec (say, targets outside [0, 1] for a
         # cross-entropy): the client's field at fault is the dataset it chose.
         raise SpecError("dataset_id", f"dataset {dataset.id} does not fit: {error}") from None
+    # Last, just before the insert: on PostgreSQL the count holds a lock until commit.
+    _check_active_jobs(settings, session)
     job = queries.create_job(session, dataset.id, spec, body.model_name, body.checkpoint_every)
     return job
 
 
-@router.get("", response_model=Page[JobRead], responses=problem_responses(422), summary="List jobs")
+@router.get(
+    "",
+    response_model=Page[JobRead],
+    responses={200: {"links": LIST_LINKS}, **problem_responses(422)},
+    summary="List jobs",
+)
 def list_jobs(
     session: ReadSessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
@@ -96,7 +177,10 @@ def list_jobs(
 
 
 @router.get(
-    "/{job_id}", response_model=JobRead, responses=problem_responses(404), summary="Get a job"
+    "/{job_id}",
+    response_model=JobRead,
+    responses={200: {"links": JOB_LINKS}, **problem_responses(404)},
+    summary="Get a job",
 )
 def get_job(job_id: str, session: ReadSessionDep) -> Any:
     return queries.get_job(session, job_id)
@@ -117,7 +201,7 @@ def cancel_job(job_id: str, session: SessionDep) -> Any:
 @router.get(
     "/{job_id}/history",
     response_model=Page[HistoryPoint],
-    responses=problem_responses(404, 422),
+    responses={200: {"links": HISTORY_LINKS}, **problem_responses(404, 422)},
     summary="Per-epoch loss and metrics",
 )
 def get_history(
@@ -139,7 +223,7 @@ def get_history(
 @router.get(
     "/{job_id}/snapshots",
     response_model=Page[SnapshotSummary],
-    responses=problem_responses(404, 422),
+    responses={200: {"links": SNAPSHOT_LINKS}, **problem_responses(404, 422)},
     summary="Epochs with stored weights",
 )
 def list_snapshots(
@@ -155,7 +239,11 @@ def list_snapshots(
     responses=problem_responses(404),
     summary="Weights at one epoch",
 )
-def get_snapshot(job_id: str, epoch: int, session: ReadSessionDep) -> Any:
+def get_snapshot(
+    job_id: str,
+    epoch: Annotated[int, Path(ge=0, le=MAX_STORED_INT)],
+    session: ReadSessionDep,
+) -> Any:
     snapshot = queries.get_snapshot(session, job_id, epoch)
     model = Model.from_bytes(snapshot.weights)
     return {"epoch": snapshot.epoch, **model.parameters.to_layers()}
@@ -180,4 +268,5 @@ async def predict(job_id: str, request: Request) -> Any:
             )
 
     epoch, network = await run_in_threadpool(load)
+    check_prediction_size(request.app.state.settings, network.network, len(body.inputs))
     return JSONResponse(await predict_off_loop(network, body.inputs, epoch=epoch))

@@ -16,11 +16,14 @@ from service.api.deps import (
     parse_body,
     read_sessions,
 )
+from service.api.limits import check_prediction_size
+from service.api.openapi import link
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
-from service.api.routes.datasets import Cursor, Limit
+from service.api.routes.datasets import NEXT_CURSOR, Cursor, Limit
 from service.api.schemas import (
+    MAX_STORED_INT,
     NAME_PATTERN,
     AliasSet,
     ModelRead,
@@ -37,6 +40,56 @@ from service.db.models import ModelVersion
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 AliasName = Annotated[str, Path(pattern=NAME_PATTERN, description="e.g. `production`")]
+
+
+def _model_links(name: str) -> dict[str, dict[str, Any]]:
+    """Links to the model whose name `name` (a runtime expression) holds."""
+    return {
+        "GetModel": link("GET", "/v1/models/{name}", {"name": name}),
+        "ListVersions": link("GET", "/v1/models/{name}/versions", {"name": name}),
+        "PredictWithModel": link("POST", "/v1/models/{name}/predict", {"name": name}),
+    }
+
+
+LIST_LINKS = {
+    **_model_links("$response.body#/items/0/name"),
+    "NextPage": link("GET", "/v1/models", {"cursor": NEXT_CURSOR}),
+}
+THIS_MODEL = "$response.body#/name"
+MODEL_LINKS = {
+    **_model_links(THIS_MODEL),
+    "SetAlias": link(
+        "PUT",
+        "/v1/models/{name}/aliases/{alias}",
+        {"name": THIS_MODEL},
+        {"version": "$response.body#/latest_version"},
+    ),
+}
+SAME_MODEL = "$request.path.name"
+FIRST_VERSION = "$response.body#/items/0/version"
+VERSION_LINKS = {
+    "NextPage": link(
+        "GET", "/v1/models/{name}/versions", {"name": SAME_MODEL, "cursor": NEXT_CURSOR}
+    ),
+    "GetVersion": link(
+        "GET",
+        "/v1/models/{name}/versions/{version}",
+        {"name": SAME_MODEL, "version": FIRST_VERSION},
+    ),
+    "PredictWithVersion": link(
+        "POST", "/v1/models/{name}/predict", {"name": SAME_MODEL}, {"version": FIRST_VERSION}
+    ),
+}
+ALIAS_LINKS = {
+    "PredictWithAlias": link(
+        "POST", "/v1/models/{name}/predict", {"name": THIS_MODEL}, {"alias": "$request.path.alias"}
+    ),
+    "DeleteAlias": link(
+        "DELETE",
+        "/v1/models/{name}/aliases/{alias}",
+        {"name": THIS_MODEL, "alias": "$request.path.alias"},
+    ),
+}
 
 
 def _model_read(session: Session, model: ModelRow) -> dict[str, Any]:
@@ -61,7 +114,10 @@ def _version_read(version: ModelVersion) -> dict[str, Any]:
 
 
 @router.get(
-    "", response_model=Page[ModelRead], responses=problem_responses(422), summary="List models"
+    "",
+    response_model=Page[ModelRead],
+    responses={200: {"links": LIST_LINKS}, **problem_responses(422)},
+    summary="List models",
 )
 def list_models(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
     items, next_cursor = registry.list_models(session, limit, cursor)
@@ -69,7 +125,10 @@ def list_models(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = Non
 
 
 @router.get(
-    "/{name}", response_model=ModelRead, responses=problem_responses(404), summary="Get a model"
+    "/{name}",
+    response_model=ModelRead,
+    responses={200: {"links": MODEL_LINKS}, **problem_responses(404)},
+    summary="Get a model",
 )
 def get_model(name: str, session: ReadSessionDep) -> Any:
     return _model_read(session, registry.get_model(session, name))
@@ -78,7 +137,7 @@ def get_model(name: str, session: ReadSessionDep) -> Any:
 @router.get(
     "/{name}/versions",
     response_model=Page[ModelVersionRead],
-    responses=problem_responses(404, 422),
+    responses={200: {"links": VERSION_LINKS}, **problem_responses(404, 422)},
     summary="List a model's versions, newest first",
 )
 def list_versions(
@@ -94,14 +153,16 @@ def list_versions(
     responses=problem_responses(404),
     summary="Get one version of a model",
 )
-def get_version(name: str, version: int, session: ReadSessionDep) -> Any:
+def get_version(
+    name: str, version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)], session: ReadSessionDep
+) -> Any:
     return _version_read(registry.get_version(session, name, version))
 
 
 @router.put(
     "/{name}/aliases/{alias}",
     response_model=ModelRead,
-    responses=problem_responses(404, 422),
+    responses={200: {"links": ALIAS_LINKS}, **problem_responses(400, 404, 422)},
     summary="Point an alias at a version",
 )
 def set_alias(
@@ -159,14 +220,15 @@ async def predict(name: str, request: Request) -> Any:
 
     version = body.version or cache.recall(key)
     cached = cache.get((name, version)) if version else None
-    refresh_after = False
     if version is not None and cached is not None:
         network = cached
-        refresh_after = body.version is None and cache.claim_refresh(key)
     else:
         version, network = await run_in_threadpool(load)
+    check_prediction_size(request.app.state.settings, network.network, len(body.inputs))
     reference = {"name": name, "version": version}
     response = JSONResponse(await predict_off_loop(network, body.inputs, model=reference))
-    if refresh_after:
+    # Claimed only once the prediction succeeded: a claimed refresh that never runs (the
+    # request failed) would keep this process on a stale "latest" for good.
+    if cached is not None and body.version is None and cache.claim_refresh(key):
         response.background = BackgroundTask(refresh)
     return response

@@ -1,0 +1,115 @@
+"""API keys: with `BACKPROP_API_KEYS` set, every request but the probes' and the docs'
+needs `Authorization: Bearer KEY`, and keys configured as `KEY:read` may only read.
+
+The keys are checked by a middleware, before the request body is read: an unknown client
+cannot make the service buffer, parse or spool a body. The routers declare the scheme
+with a dependency only so that the OpenAPI schema and the docs page ("Authorize") show it.
+"""
+
+import hashlib
+import hmac
+from typing import Any
+
+from fastapi import Depends
+from fastapi.params import Depends as DependsParam
+from fastapi.security import HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.problems import problem, problem_responses
+from service.config import ApiKey
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+# Open with keys configured, besides the docs: what probes and scrapers call.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+REALM = 'Bearer realm="backprop"'
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from `BACKPROP_API_KEYS`, needed when the service has any. "
+    "Keys configured as `KEY:read` may only send GET and HEAD requests.",
+)
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        **problem_responses(401)[401],
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "example": REALM}},
+    },
+    403: problem_responses(403)[403],
+}
+
+
+def documentation(
+    keys: tuple[ApiKey, ...],
+) -> tuple[list[DependsParam], dict[int | str, dict[str, Any]]]:
+    """`include_router`'s dependencies and responses for a router behind the keys: the
+    scheme and its 401/403 answers in each operation's docs; nothing for an open service,
+    whose schema then does not claim a key is needed."""
+    return ([Depends(bearer)], RESPONSES) if keys else ([], {})
+
+
+class Refusal(Exception):
+    """Why a request may not proceed: its status, detail and `WWW-Authenticate` value."""
+
+    def __init__(self, status: int, detail: str, challenge: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.challenge = status, detail, challenge
+
+
+def key_scope(keys: tuple[ApiKey, ...], key: bytes) -> str | None:
+    """The scope of `key` ("read" or "write"), or None for an unknown key. Its digest is
+    compared with every configured one, in constant time and without stopping early."""
+    digest = hashlib.sha256(key).digest()
+    scopes = {stored.scope for stored in keys if hmac.compare_digest(stored.digest, digest)}
+    if "write" in scopes:
+        return "write"
+    return "read" if scopes else None
+
+
+def authorize(keys: tuple[ApiKey, ...], method: str, authorization: list[bytes]) -> None:
+    """Raise a Refusal unless the `Authorization` header values grant `method`."""
+    if not authorization:
+        raise Refusal(
+            401, "this service needs an API key: send `Authorization: Bearer <key>`", REALM
+        )
+    scheme, _, key = authorization[0].partition(b" ")
+    key = key.strip()
+    invalid = f'{REALM}, error="invalid_token"'
+    if len(authorization) > 1 or scheme.lower() != b"bearer" or not key or b" " in key:
+        raise Refusal(401, "the Authorization header must be `Bearer <key>`", invalid)
+    scope = key_scope(keys, key)
+    if scope is None:
+        raise Refusal(401, "the API key is not valid", invalid)
+    if scope == "read" and method not in READ_METHODS:
+        raise Refusal(
+            403,
+            f"this API key may only read (GET, HEAD); {method} needs a key configured "
+            "without `:read`",
+            f'{REALM}, error="insufficient_scope"',
+        )
+
+
+class ApiKeyAuth:
+    """Refuses requests without a valid key (401) or with a read-only key for a write
+    (403), except to `open_paths`; lets everything through when no key is configured."""
+
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.keys = keys
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Compared with the path the router matches: behind a proxy's root_path too.
+        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+        if scope["type"] != "http" or not self.keys or path in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        authorization = [value for name, value in scope["headers"] if name == b"authorization"]
+        try:
+            authorize(self.keys, scope["method"], authorization)
+        except Refusal as refusal:
+            response = problem(refusal.status, refusal.detail)
+            response.headers["WWW-Authenticate"] = refusal.challenge
+            # The body, if any, stays unread: the connection cannot be reused.
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

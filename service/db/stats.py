@@ -1,0 +1,72 @@
+"""Aggregates over the jobs table for the metrics endpoint: two queries, read only."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from service.db.base import UTCDateTime, utc_now
+from service.db.models import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A running job's lease: who holds it and how long ago it last heartbeat."""
+
+    job_id: str
+    worker: str
+    heartbeat_age_seconds: float
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """Jobs by status (every status, zeros included), queued jobs that are due to run,
+    epochs recorded over all jobs, and the running jobs' leases."""
+
+    by_status: dict[JobStatus, int]
+    due: int
+    epochs: int
+    running: list[RunningJob]
+
+
+def _now(session: Session) -> ColumnElement[datetime]:
+    """The database's clock, as the leases use it (see service.jobs.lease)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.clock_timestamp(type_=UTCDateTime())
+    return literal(utc_now(), UTCDateTime())
+
+
+def job_stats(session: Session) -> JobStats:
+    """Read the statistics of all jobs in one pass, plus one indexed read of running jobs."""
+    now = _now(session)
+    due = (Job.status == JobStatus.QUEUED) & or_(Job.run_after.is_(None), Job.run_after <= now)
+    rows = session.execute(
+        select(
+            Job.status,
+            func.count(),
+            func.coalesce(func.sum(Job.epoch), 0),
+            func.coalesce(func.sum(case((due, 1), else_=0)), 0),
+        ).group_by(Job.status)
+    ).all()
+    by_status = dict.fromkeys(JobStatus, 0)
+    for status, count, _, _ in rows:
+        by_status[status] = count
+    running = [
+        RunningJob(
+            job_id,
+            worker or "",
+            max(0.0, (clock - heartbeat_at).total_seconds()) if heartbeat_at else 0.0,
+        )
+        for job_id, worker, heartbeat_at, clock in session.execute(
+            select(Job.id, Job.claimed_by, Job.heartbeat_at, now)
+            .where(Job.status == JobStatus.RUNNING)
+            .order_by(Job.id)
+        )
+    ]
+    return JobStats(
+        by_status=by_status,
+        due=sum(row[3] for row in rows),
+        epochs=sum(row[2] for row in rows),
+        running=running,
+    )

@@ -1,0 +1,133 @@
+"""Logging for `backprop serve` and `backprop worker`: one JSON object per line, or text.
+
+Context fields (the request id of the HTTP request being served, the job id and worker
+of the job being run) live in a context variable set with `log_context`; a filter on the
+handler copies them onto every record, so every line logged meanwhile carries them,
+from any logger, including those of libraries.
+"""
+
+import logging
+import logging.config
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+LogFormat = Literal["json", "text"]
+
+_context: ContextVar[Mapping[str, object]] = ContextVar("log_context", default=MappingProxyType({}))
+
+
+def bind(**fields: object) -> Token[Mapping[str, object]]:
+    """Add `fields` to the log context until `unbind(token)` (or the task's end)."""
+    return _context.set({**_context.get(), **fields})
+
+
+def unbind(token: Token[Mapping[str, object]]) -> None:
+    """Restore the log context from before the `bind` that returned `token`."""
+    _context.reset(token)
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Every line logged inside the block carries `fields`, in this thread or task."""
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        unbind(token)
+
+
+def context_value(name: str) -> object:
+    """A field of the current log context, or None."""
+    return _context.get().get(name)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the log context onto each record; fields the call passed in `extra` win."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _context.get()
+        for name, value in context.items():
+            if name not in record.__dict__:
+                setattr(record, name, value)
+        # For TextFormatter; underscored, so the JSON formatter leaves it out.
+        record._context_names = tuple(context)
+        return True
+
+
+class JsonFormatter(OrjsonFormatter):
+    """`{"timestamp", "level", "logger", "message", ...extra and context fields}`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "name", "message"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            # uvicorn's `color_message` repeats the message with terminal colours.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        # First, for people reading the lines.
+        log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
+        super().add_fields(log_data, record, message_dict)
+
+
+class TextFormatter(logging.Formatter):
+    """One readable line: time, level, logger, message, then the context fields that the
+    message does not already show as `name=value`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        shown = [
+            f"{name}={record.__dict__[name]}"
+            for name in getattr(record, "_context_names", ())
+            if f"{name}=" not in record.message
+        ]
+        return f"{line} [{' '.join(shown)}]" if shown else line
+
+
+def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+    """A `logging.config.dictConfig` configuration: everything to stderr through one
+    handler, uvicorn's loggers included (pass it to uvicorn as `log_config`)."""
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    # uvicorn's own loggers only pass their records on to the root handler.
+    passthrough = {"handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"main": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "main",
+                "filters": ["context"],
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            "uvicorn": {**passthrough},
+            "uvicorn.error": {**passthrough},
+            # The access log is service.access's (see service.api.telemetry).
+            "uvicorn.access": {**passthrough, "level": "WARNING"},
+            # Its schema checks would log the migration context at every start.
+            "alembic": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str, log_format: LogFormat) -> None:
+    """Configure this process's logging (see `logging_config`)."""
+    logging.config.dictConfig(logging_config(level, log_format))
