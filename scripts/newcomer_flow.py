@@ -1,4 +1,5 @@
-"""A newcomer's first session against a running service: dataset, job, poll, predict.
+"""A newcomer's first session against a running service: dataset, job, poll, predict
+(and the job counted in /metrics).
 
 Standard library only, so it runs against any deployment from any Python 3.11:
     python scripts/newcomer_flow.py http://127.0.0.1:8000 [--api-key KEY]
@@ -7,6 +8,7 @@ Exits non-zero, saying which step failed, unless the trained model reproduces XO
 
 import argparse
 import json
+import re
 import sys
 import time
 import urllib.error
@@ -97,6 +99,10 @@ def run(client: Client, job_timeout: float) -> str:
     expected = [row[0] > 0.5 for row in rows["targets"]]
     if predicted != expected:
         raise FlowFailed(f"predictions {prediction['outputs']} do not match {rows['targets']}")
+    metrics = client.expect(200, "GET", "/metrics")
+    succeeded = re.search(r'^backprop_jobs\{status="succeeded"\} (\S+)$', metrics, re.MULTILINE)
+    if not succeeded or float(succeeded.group(1)) < 1:
+        raise FlowFailed("/metrics does not count the succeeded job in backprop_jobs")
     return (
         f"job {job['id']} succeeded in {job['epoch']} epochs (loss {job['loss']:.3g}); "
         f"model {prediction['model']} reproduces XOR"
