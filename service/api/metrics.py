@@ -10,7 +10,7 @@ from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.stats import job_stats
+from service.db.stats import job_stats, worker_stats
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class JobsCollector:
     """Job and worker metrics, read from the database at every scrape.
 
     Workers run in other processes (other containers, other machines), so their state is
-    the database's: two aggregate queries on a read-only session per scrape.
+    the database's: two aggregate queries on the jobs and one read of the workers table,
+    on a read-only session per scrape.
     """
 
     def __init__(self, session_factory: sessionmaker[Session], lease_timeout_seconds: float):
@@ -102,6 +103,7 @@ class JobsCollector:
         try:
             with self.session_factory() as session:
                 stats = job_stats(session)
+                workers = worker_stats(session)
         except SQLAlchemyError:
             log.warning("metrics.database_failed", exc_info=True)
             up.add_metric([], 0)
@@ -136,13 +138,23 @@ class JobsCollector:
         for job in stats.running:
             ages.add_metric([job.job_id, job.worker], job.heartbeat_age_seconds)
         yield ages
-        alive = {
-            job.worker
-            for job in stats.running
-            if job.heartbeat_age_seconds <= self.lease_timeout_seconds
-        }
-        yield GaugeMetricFamily(
-            "backprop_busy_workers",
-            "Workers running a job whose heartbeat is within the lease timeout",
-            value=len(alive),
+        worker_ages = GaugeMetricFamily(
+            "backprop_worker_heartbeat_age_seconds",
+            "Seconds since each registered worker, busy or idle, last heartbeat; one past "
+            "BACKPROP_LEASE_TIMEOUT_SECONDS is not counted in backprop_workers",
+            labels=["worker"],
         )
+        by_state = {"busy": 0, "idle": 0}
+        for worker in workers:
+            worker_ages.add_metric([worker.worker], worker.heartbeat_age_seconds)
+            if worker.heartbeat_age_seconds <= self.lease_timeout_seconds:
+                by_state["idle" if worker.job_id is None else "busy"] += 1
+        yield worker_ages
+        states = GaugeMetricFamily(
+            "backprop_workers",
+            "Workers whose heartbeat is within the lease timeout, running a job (busy) or not",
+            labels=["state"],
+        )
+        for state, count in by_state.items():
+            states.add_metric([state], count)
+        yield states

@@ -697,8 +697,8 @@ class Readiness(Output):
                 {
                     "status": "ready",
                     "database": True,
-                    "schema_revision": "0001_initial",
-                    "head_revision": "0001_initial",
+                    "schema_revision": "0002_workers",
+                    "head_revision": "0002_workers",
                 }
             ]
         }

@@ -11,6 +11,7 @@ from service.db.models import (
     ModelAlias,
     ModelVersion,
     Snapshot,
+    WorkerRow,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ModelAlias",
     "ModelVersion",
     "Snapshot",
+    "WorkerRow",
     "make_engine",
     "make_session_factory",
     "new_id",

@@ -1,4 +1,5 @@
-"""The tables: datasets, training jobs with their history and snapshots, the model registry."""
+"""The tables: datasets, training jobs with their history and snapshots, the model registry,
+and the workers that are alive."""
 
 import enum
 from datetime import datetime
@@ -166,3 +167,19 @@ class ModelAlias(Base):
     model_name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     alias: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class WorkerRow(Base):
+    """A worker process that is alive, busy or idle: it refreshes `heartbeat_at` while it
+    runs and deletes its row when it stops; a reap deletes the rows of dead ones."""
+
+    __tablename__ = "workers"
+
+    # The worker's name, as in `Job.claimed_by`: host, process id and a random suffix.
+    id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Not a foreign key: the row only reports, and must never make a job's write fail.
+    job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))

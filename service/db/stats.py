@@ -1,4 +1,4 @@
-"""Aggregates over the jobs table for the metrics endpoint: two queries, read only."""
+"""Aggregates over the jobs and workers tables for the metrics endpoint: read only."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -7,7 +7,7 @@ from sqlalchemy import ColumnElement, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.base import UTCDateTime, utc_now
-from service.db.models import Job, JobStatus
+from service.db.models import Job, JobStatus, WorkerRow
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class JobStats:
     due: int
     epochs: int
     running: list[RunningJob]
+
+
+@dataclass(frozen=True)
+class LiveWorker:
+    """A registered worker: its current job (None: idle) and how long ago it last heartbeat."""
+
+    worker: str
+    job_id: str | None
+    heartbeat_age_seconds: float
 
 
 def _now(session: Session) -> ColumnElement[datetime]:
@@ -70,3 +79,12 @@ def job_stats(session: Session) -> JobStats:
         epochs=sum(row[2] for row in rows),
         running=running,
     )
+
+
+def worker_stats(session: Session) -> list[LiveWorker]:
+    """Every registered worker, dead ones not yet reaped included, by id."""
+    query = select(WorkerRow.id, WorkerRow.job_id, WorkerRow.heartbeat_at, _now(session))
+    return [
+        LiveWorker(worker, job_id, max(0.0, (clock - heartbeat_at).total_seconds()))
+        for worker, job_id, heartbeat_at, clock in session.execute(query.order_by(WorkerRow.id))
+    ]

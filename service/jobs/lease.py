@@ -1,4 +1,5 @@
-"""Leases on jobs: claim, heartbeat, hand back, finish and reap. These functions never commit.
+"""Leases on jobs: claim, heartbeat, hand back, finish and reap; and the workers' own rows,
+which say which workers are alive. These functions never commit.
 
 A claimed job carries a fresh `lease_token`. Every later write for the job is conditional
 on that token (and on the job still running), so a worker whose lease was taken away
@@ -12,6 +13,8 @@ stale. A SQLite database is a file on this machine, so there Python's UTC clock 
 database machine's clock. Every function takes `now` to replace that clock in tests.
 """
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,17 +25,19 @@ from sqlalchemy import (
     CursorResult,
     Interval,
     case,
+    delete,
     func,
     literal,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db.base import UTCDateTime, utc_now
 from service.db.jobs import TERMINAL, notify_job_queued
-from service.db.models import Job, JobStatus
+from service.db.models import Job, JobStatus, WorkerRow
 
 # A job whose worker died waits min(MAX_BACKOFF_SECONDS, base * 2**attempts) before its
 # next attempt, so a job that kills its workers does not take them down in a tight loop.
@@ -282,3 +287,55 @@ def reap(
         run_after=_retry_at(now, retry_backoff_seconds, max_attempts),
     )
     return Reaped(requeued=requeued, failed=failed, cancelled=cancelled)
+
+
+def register_worker(
+    session: Session, worker_id: str, job_id: str | None = None, now: datetime | None = None
+) -> None:
+    """Insert (or renew) this process's worker row, running `job_id`, heartbeat now."""
+    now = _clock(session, now)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(WorkerRow).values(
+        id=worker_id,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        started_at=_time(now),
+        heartbeat_at=_time(now),
+        job_id=job_id,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={name: statement.excluded[name] for name in ("heartbeat_at", "job_id")},
+        )
+    )
+
+
+def beat_worker(
+    session: Session, worker_id: str, job_id: str | None, now: datetime | None = None
+) -> bool:
+    """Refresh the worker's heartbeat and current job; False if it has no row (any more)."""
+    statement = (
+        update(WorkerRow)
+        .where(WorkerRow.id == worker_id)
+        .values(heartbeat_at=_time(_clock(session, now)), job_id=job_id)
+    )
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return bool(cast(CursorResult[Any], result).rowcount)
+
+
+def deregister_worker(session: Session, worker_id: str) -> None:
+    """Delete the worker's row: it stops."""
+    session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+
+def reap_workers(
+    session: Session, stale_after_seconds: float, now: datetime | None = None
+) -> list[str]:
+    """Delete the rows of workers whose heartbeat is older than `stale_after_seconds`
+    (they died without a clean exit); returns their ids."""
+    stale = WorkerRow.heartbeat_at < _time(_clock(session, now), -stale_after_seconds)
+    # SKIP LOCKED, as in `reap`: a row its worker or another reaper is writing is left alone.
+    rows = select(WorkerRow.id).where(stale).with_for_update(skip_locked=True)
+    statement = delete(WorkerRow).where(WorkerRow.id.in_(rows), stale).returning(WorkerRow.id)
+    return list(session.scalars(statement.execution_options(synchronize_session=False)))

@@ -42,7 +42,8 @@ class Heartbeat:
     and sets `cancel_requested` or `lease_lost` when it notices either.
 
     With `reap`, it also runs that in a transaction of its own after each beat, so busy
-    workers keep re-queueing the jobs of dead ones too.
+    workers keep re-queueing the jobs of dead ones too; with `beat_worker`, it also calls
+    that after each beat, to refresh the worker's own row (which must not raise).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Heartbeat:
         cancel_requested: threading.Event,
         lease_lost: threading.Event,
         reap: Reaper | None = None,
+        beat_worker: Callable[[], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
@@ -60,6 +62,7 @@ class Heartbeat:
         self.cancel_requested = cancel_requested
         self.lease_lost = lease_lost
         self.reap = reap
+        self.beat_worker = beat_worker
         self._done = threading.Event()
         # In a copy of the caller's context, so its log lines carry the job id too.
         self._thread = threading.Thread(
@@ -97,6 +100,8 @@ class Heartbeat:
                 # The next beat may get through; the lease only expires after several misses.
                 log.exception("job.heartbeat_failed job_id=%s", job_id)
                 continue
+            if self.beat_worker is not None:
+                self.beat_worker()
             if self.reap is not None:
                 try:
                     with self.session_factory.begin() as session:
@@ -126,6 +131,7 @@ class JobRunner:
     Every write first checks the lease in the same transaction, so once another worker
     owns the job this one stops without writing anything more. `stop`, a cancel and the
     wall-clock limit `time_limit_seconds` (0: none) are noticed between epochs.
+    `reap` and `beat_worker` go to its `Heartbeat`.
     """
 
     def __init__(
@@ -137,6 +143,7 @@ class JobRunner:
         *,
         time_limit_seconds: float = 0.0,
         reap: Reaper | None = None,
+        beat_worker: Callable[[], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
@@ -145,6 +152,7 @@ class JobRunner:
         self.heartbeat_seconds = heartbeat_seconds
         self.time_limit_seconds = time_limit_seconds
         self.reap = reap
+        self.beat_worker = beat_worker
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.pending: list[EpochRecord] = []
@@ -162,6 +170,7 @@ class JobRunner:
             self.cancel_requested,
             self.lease_lost,
             self.reap,
+            self.beat_worker,
         )
         with heartbeat:
             try:

@@ -1,5 +1,6 @@
 """The worker: reap, claim a job, run it, repeat; stop cleanly on SIGTERM or SIGINT."""
 
+import functools
 import logging
 import os
 import random
@@ -8,6 +9,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType, TracebackType
 
 import psycopg
@@ -21,7 +23,16 @@ from service.db import make_engine, make_session_factory
 from service.db.jobs import JOBS_CHANNEL
 from service.db.migrate import is_at_head
 from service.db.models import JobStatus
-from service.jobs.lease import Lease, Reaped, claim_next, reap
+from service.jobs.lease import (
+    Lease,
+    Reaped,
+    beat_worker,
+    claim_next,
+    deregister_worker,
+    reap,
+    reap_workers,
+    register_worker,
+)
 from service.jobs.runner import JobRunner
 from service.logs import configure_logging, log_context
 
@@ -35,6 +46,10 @@ STOP_CHECK_SECONDS = 0.25
 # After the LISTEN connection failed, the next try waits this long (polling goes on).
 LISTEN_RETRY_SECONDS = 5.0
 LISTEN_CONNECT_TIMEOUT_SECONDS = 5
+# A worker row whose heartbeat is this many lease timeouts old belongs to a dead worker
+# (killed, or its machine lost) and is deleted by a reap. Generous, because a live worker
+# whose row was deleted only re-registers at its next heartbeat.
+STALE_WORKER_LEASE_TIMEOUTS = 10
 
 
 def default_worker_id() -> str:
@@ -105,6 +120,11 @@ class Worker:
 
     Every worker also reaps: at most every `heartbeat_seconds`, before claiming and while
     running a job, it re-queues (or fails, or cancels) jobs whose lease expired.
+
+    As a context manager it has a row in the workers table from enter to exit, whose
+    heartbeat (and current job) it refreshes every `heartbeat_seconds`, idle or busy, so
+    the metrics see idle workers too. Writing that row is best effort: a failure is
+    logged, and never stops a job.
     """
 
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
@@ -118,8 +138,11 @@ class Worker:
             else None
         )
         self.next_reap = 0.0
+        self.next_beat = 0.0
 
     def __enter__(self) -> "Worker":
+        self._write_row("register", lambda session: register_worker(session, self.worker_id))
+        self.next_beat = time.monotonic() + self.settings.heartbeat_seconds
         return self
 
     def __exit__(
@@ -131,7 +154,8 @@ class Worker:
         self.close()
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Delete this worker's row and close the database connections."""
+        self._write_row("deregister", lambda session: deregister_worker(session, self.worker_id))
         if self.notifications is not None:
             self.notifications.close()
         self.engine.dispose()
@@ -145,7 +169,23 @@ class Worker:
             settings.max_attempts,
             settings.retry_backoff_seconds,
         )
+        stale_workers: list[str] = []
+        # In a savepoint: failing to tidy the workers table must not undo the jobs' reap.
+        try:
+            with session.begin_nested():
+                stale_workers = reap_workers(
+                    session, STALE_WORKER_LEASE_TIMEOUTS * settings.lease_timeout_seconds
+                )
+        except SQLAlchemyError:
+            log.exception("worker.reap_workers_failed worker=%s", self.worker_id)
         self.next_reap = time.monotonic() + settings.heartbeat_seconds
+        for worker_id in stale_workers:
+            log.warning(
+                "worker.reaped stale=%s worker=%s",
+                worker_id,
+                self.worker_id,
+                extra={"stale_worker": worker_id, "worker": self.worker_id},
+            )
         for outcome, job_ids in vars(reaped).items():
             for job_id in job_ids:
                 # `extra` names the reaped job, not the one this worker may be running.
@@ -163,6 +203,27 @@ class Worker:
                 )
         return reaped
 
+    def beat(self, job_id: str | None) -> None:
+        """Refresh this worker's row: heartbeat now, running `job_id` (None: idle).
+
+        A row that is gone (a reap took this worker for dead, or registering failed) is
+        written anew.
+        """
+        self.next_beat = time.monotonic() + self.settings.heartbeat_seconds
+
+        def write(session: Session) -> None:
+            if not beat_worker(session, self.worker_id, job_id):
+                register_worker(session, self.worker_id, job_id)
+
+        self._write_row("heartbeat", write)
+
+    def _write_row(self, action: str, write: Callable[[Session], None]) -> None:
+        try:
+            with self.session_factory.begin() as session:
+                write(session)
+        except SQLAlchemyError:
+            log.exception("worker.%s_failed worker=%s", action, self.worker_id)
+
     def claim(self) -> Lease | None:
         """Reap if it is time, then claim the next due job, in one transaction."""
         with self.session_factory.begin() as session:
@@ -177,6 +238,7 @@ class Worker:
                 self.worker_id,
                 extra={"job_id": lease.job_id, "attempt": lease.attempt, "worker": self.worker_id},
             )
+            self.beat(lease.job_id)
         return lease
 
     def run_job(self, lease: Lease, stop: threading.Event) -> JobStatus | None:
@@ -188,9 +250,13 @@ class Worker:
             self.settings.heartbeat_seconds,
             time_limit_seconds=self.settings.job_time_limit_seconds,
             reap=self.reap,
+            beat_worker=functools.partial(self.beat, lease.job_id),
         )
         with log_context(job_id=lease.job_id, attempt=lease.attempt, worker=self.worker_id):
-            return runner.run()
+            try:
+                return runner.run()
+            finally:
+                self.beat(None)
 
     def run(self, stop: threading.Event, until_idle: bool = False) -> None:
         """Claim and run jobs until `stop` is set or, with `until_idle`, none is runnable."""
@@ -211,6 +277,8 @@ class Worker:
                 continue
             if until_idle:
                 return
+            if time.monotonic() >= self.next_beat:
+                self.beat(None)
             # Jitter keeps several idle workers from polling in lockstep.
             interval = self.settings.poll_interval_seconds * random.uniform(0.5, 1.5)
             if self.notifications is not None:

@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus text with this process's HTTP requests and, read from the
-database, the jobs by status, the queue, the epochs trained and the workers' heartbeats."""
+database, the jobs by status, the queue, the epochs trained, the workers busy and idle and
+their heartbeats."""
 
 import threading
 from datetime import timedelta
@@ -11,7 +12,7 @@ from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings, parse_api_keys
-from service.db import Job, JobStatus, make_engine, make_session_factory, utc_now
+from service.db import Job, JobStatus, WorkerRow, make_engine, make_session_factory, utc_now
 from service.jobs.worker import Worker
 from tests.helpers import XOR_DATASET
 from tests.jobs.worker_helpers import worker_settings
@@ -57,6 +58,10 @@ def jobs_by_status(samples: Samples) -> dict[str, float]:
     }
 
 
+def workers_by_state(samples: Samples) -> dict[str, float]:
+    return {state: sample(samples, "backprop_workers", state=state) for state in ("busy", "idle")}
+
+
 def queue_job(client: TestClient) -> dict[str, Any]:
     dataset = client.post("/v1/datasets", json=XOR_DATASET).json()
     response = client.post("/v1/jobs", json={"dataset_id": dataset["id"], **JOB})
@@ -97,6 +102,8 @@ def test_metrics_reflect_a_jobs_life_queued_running_succeeded(
     assert sample(empty, "backprop_database_up") == 1
     assert sample(empty, "backprop_queue_depth") == 0
     assert sample(empty, "backprop_epochs_trained_total") == 0
+    assert workers_by_state(empty) == {"busy": 0, "idle": 0}
+    assert with_name(empty, "backprop_worker_heartbeat_age_seconds") == {}
 
     job_id = queue_job(client)["id"]
     queued = scrape(client)
@@ -104,6 +111,11 @@ def test_metrics_reflect_a_jobs_life_queued_running_succeeded(
     assert sample(queued, "backprop_queue_depth") == 1
 
     with Worker(worker_settings(settings.database_url)) as worker:
+        idle = scrape(client)
+        assert workers_by_state(idle) == {"busy": 0, "idle": 1}
+        age = sample(idle, "backprop_worker_heartbeat_age_seconds", worker=worker.worker_id)
+        assert 0 <= age < settings.lease_timeout_seconds
+
         lease = worker.claim()
         assert lease is not None and lease.job_id == job_id
         running = scrape(client)
@@ -113,15 +125,44 @@ def test_metrics_reflect_a_jobs_life_queued_running_succeeded(
             running, "backprop_job_heartbeat_age_seconds", job_id=job_id, worker=worker.worker_id
         )
         assert 0 <= age < settings.lease_timeout_seconds
-        assert sample(running, "backprop_busy_workers") == 1
+        assert workers_by_state(running) == {"busy": 1, "idle": 0}
 
         assert worker.run_job(lease, threading.Event()) == JobStatus.SUCCEEDED
+        assert workers_by_state(scrape(client)) == {"busy": 0, "idle": 1}
 
     done = scrape(client)
     assert jobs_by_status(done) == {**NO_JOBS, "succeeded": 1}
     assert sample(done, "backprop_epochs_trained_total") == EPOCHS
     assert with_name(done, "backprop_job_heartbeat_age_seconds") == {}
-    assert sample(done, "backprop_busy_workers") == 0
+    assert workers_by_state(done) == {"busy": 0, "idle": 0}
+    assert with_name(done, "backprop_worker_heartbeat_age_seconds") == {}
+
+
+def test_a_worker_whose_heartbeat_is_past_the_lease_timeout_is_not_counted(
+    client: TestClient, settings: Settings
+) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            for worker_id, age, job_id in (("frozen", 60.0, "j"), ("slow", 1.0, None)):
+                heartbeat_at = utc_now() - timedelta(seconds=settings.lease_timeout_seconds + age)
+                session.add(
+                    WorkerRow(
+                        id=worker_id,
+                        hostname="elsewhere",
+                        pid=1,
+                        started_at=heartbeat_at,
+                        heartbeat_at=heartbeat_at,
+                        job_id=job_id,
+                    )
+                )
+    finally:
+        engine.dispose()
+    samples = scrape(client)
+    assert workers_by_state(samples) == {"busy": 0, "idle": 0}
+    ages = with_name(samples, "backprop_worker_heartbeat_age_seconds")
+    assert {dict(labels)["worker"] for labels in ages} == {"frozen", "slow"}
+    assert all(age > settings.lease_timeout_seconds for age in ages.values())
 
 
 def test_queue_depth_leaves_out_jobs_waiting_to_retry_and_epochs_never_go_down(

@@ -25,6 +25,7 @@ APP_TABLES = {
     "models",
     "model_versions",
     "model_aliases",
+    "workers",
 }
 
 
@@ -77,6 +78,22 @@ def test_upgrade_to_head_then_downgrade_to_base_leaves_no_tables(database_url: s
     # Alembic keeps its (now empty) bookkeeping table; nothing of ours is left.
     assert table_names(database_url) == {"alembic_version"}
     assert current_revision(database_url) is None
+
+
+def test_0002_adds_the_workers_table_and_its_downgrade_drops_only_that(database_url: str) -> None:
+    upgrade(database_url, "0001_initial")
+    assert table_names(database_url) == APP_TABLES - {"workers"} | {"alembic_version"}
+
+    upgrade(database_url, "0002_workers")
+    assert current_revision(database_url) == "0002_workers"
+    assert table_names(database_url) == APP_TABLES | {"alembic_version"}
+
+    downgrade(database_url, "0001_initial")
+    assert current_revision(database_url) == "0001_initial"
+    assert table_names(database_url) == APP_TABLES - {"workers"} | {"alembic_version"}
+
+    upgrade(database_url)
+    assert table_names(database_url) == APP_TABLES | {"alembic_version"}
 
 
 def test_revision_helpers_follow_the_database(database_url: str) -> None:
