@@ -12,10 +12,10 @@ from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings, parse_api_keys
-from service.db import Job, JobStatus, WorkerRow, make_engine, make_session_factory, utc_now
+from service.db import Job, JobStatus, make_engine, make_session_factory, utc_now
 from service.jobs.worker import Worker
 from tests.helpers import XOR_DATASET
-from tests.jobs.worker_helpers import worker_settings
+from tests.jobs.worker_helpers import add_worker_row, worker_settings
 
 EPOCHS = 40
 JOB = {
@@ -145,17 +145,7 @@ def test_a_worker_whose_heartbeat_is_past_the_lease_timeout_is_not_counted(
     try:
         with make_session_factory(engine).begin() as session:
             for worker_id, age, job_id in (("frozen", 60.0, "j"), ("slow", 1.0, None)):
-                heartbeat_at = utc_now() - timedelta(seconds=settings.lease_timeout_seconds + age)
-                session.add(
-                    WorkerRow(
-                        id=worker_id,
-                        hostname="elsewhere",
-                        pid=1,
-                        started_at=heartbeat_at,
-                        heartbeat_at=heartbeat_at,
-                        job_id=job_id,
-                    )
-                )
+                add_worker_row(session, worker_id, settings.lease_timeout_seconds + age, job_id)
     finally:
         engine.dispose()
     samples = scrape(client)

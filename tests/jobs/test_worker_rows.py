@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,11 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
-from service.db import JobStatus, WorkerRow, make_session_factory, utc_now
+from service.db import JobStatus, WorkerRow, make_session_factory
 from service.jobs.worker import STALE_WORKER_LEASE_TIMEOUTS, Worker
 from tests.jobs.worker_helpers import (
     add_dataset,
+    add_worker_row,
     queue_job,
     read_job,
     spec_with,
@@ -137,17 +138,7 @@ def test_a_stale_worker_row_is_reaped_and_fresh_ones_are_kept(
     stale_after = STALE_WORKER_LEASE_TIMEOUTS * settings.lease_timeout_seconds
     with session_factory.begin() as session:
         for worker_id, age in (("dead", stale_after + 60), ("slow", stale_after - 60)):
-            heartbeat_at = utc_now() - timedelta(seconds=age)
-            session.add(
-                WorkerRow(
-                    id=worker_id,
-                    hostname="elsewhere",
-                    pid=1,
-                    started_at=heartbeat_at,
-                    heartbeat_at=heartbeat_at,
-                    job_id=None,
-                )
-            )
+            add_worker_row(session, worker_id, age)
 
     with json_logs() as logs, Worker(settings) as worker:
         assert worker.claim() is None

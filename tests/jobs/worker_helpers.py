@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.core import Model, RunSpec, Trainer
-from service.db import HistoryRow, Job, Snapshot
+from service.db import HistoryRow, Job, Snapshot, WorkerRow, utc_now
 from service.db.datasets import create_dataset
 from service.db.jobs import create_job
 
@@ -58,6 +59,23 @@ def queue_job(
     with session_factory.begin() as session:
         job = create_job(session, dataset_id, RunSpec.from_dict(spec), model_name, checkpoint_every)
         return job.id
+
+
+def add_worker_row(
+    session: Session, worker_id: str, heartbeat_age_seconds: float, job_id: str | None = None
+) -> None:
+    """The row of a worker on another machine whose last heartbeat is this many seconds old."""
+    heartbeat_at = utc_now() - timedelta(seconds=heartbeat_age_seconds)
+    session.add(
+        WorkerRow(
+            id=worker_id,
+            hostname="elsewhere",
+            pid=1,
+            started_at=heartbeat_at,
+            heartbeat_at=heartbeat_at,
+            job_id=job_id,
+        )
+    )
 
 
 def read_job(session_factory: sessionmaker[Session], job_id: str) -> Job:
