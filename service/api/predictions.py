@@ -80,19 +80,19 @@ class ModelCache:
 INLINE_ROWS = 64
 
 
-async def predict_off_loop(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
+async def predict_off_loop(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
     """`prediction_body`, in the thread pool for large batches so the event loop stays free."""
     if len(inputs) < INLINE_ROWS:
-        return prediction_body(network, inputs, **extra)
-    return await run_in_threadpool(prediction_body, network, inputs, **extra)
+        return prediction_body(trained, inputs, **extra)
+    return await run_in_threadpool(prediction_body, trained, inputs, **extra)
 
 
-def prediction_body(network: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
+def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
     """Outputs, and for classifiers probabilities and labels, as arrays orjson writes."""
-    outputs = network.predict(inputs)
+    outputs = trained.predict(inputs)
     body: dict[str, Any] = {"outputs": outputs}
-    if network.is_classifier:
+    if trained.is_classifier:
         body["probabilities"] = outputs
-        body["labels"] = network.labels(outputs)
+        body["labels"] = trained.labels(outputs)
     body.update(extra)
     return body

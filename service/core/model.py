@@ -12,34 +12,34 @@ from .spec import NetworkSpec
 
 @dataclass
 class Model:
-    network: NetworkSpec
+    spec: NetworkSpec
     parameters: Parameters
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`."""
-        inputs = check_inputs(inputs, self.network.n_inputs)
-        return predict(self.network, self.parameters, inputs)
+        inputs = check_inputs(inputs, self.spec.n_inputs)
+        return predict(self.spec, self.parameters, inputs)
 
     @property
     def is_classifier(self) -> bool:
-        return self.network.output_activation in ("sigmoid", "softmax")
+        return self.spec.output_activation in ("sigmoid", "softmax")
 
     def labels(self, outputs: np.ndarray) -> np.ndarray:
         """Class labels from classifier outputs: argmax for softmax, p >= 0.5 for sigmoid."""
-        if self.network.output_activation == "softmax":
+        if self.spec.output_activation == "softmax":
             labels: np.ndarray = outputs.argmax(axis=1)[:, None]
         else:
             labels = (outputs >= 0.5).astype(np.int64)
         return labels
 
     def to_bytes(self) -> bytes:
-        return pack("model", {"network": self.network.to_dict()}, {"flat": self.parameters.flat})
+        return pack("model", {"network": self.spec.to_dict()}, {"flat": self.parameters.flat})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Model":
         meta, arrays = unpack("model", data)
-        network = NetworkSpec.from_dict(meta["network"])
-        return cls(network, Parameters(network.layers, arrays["flat"]))
+        spec = NetworkSpec.from_dict(meta["network"])
+        return cls(spec, Parameters(spec.layers, arrays["flat"]))
 
 
 def check_inputs(inputs: object, n_inputs: int, field: str = "inputs") -> np.ndarray:

@@ -8,16 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.blobs import array_to_npy, npy_to_array
-from service.db.models import Dataset, Job
+from service.db.models import DatasetRow, JobRow
 from service.db.pagination import decode_cursor, page_of
 from service.errors import Conflict, NotFound
 
 
 def create_dataset(
     session: Session, name: str, inputs: np.ndarray, targets: np.ndarray, source: dict[str, Any]
-) -> Dataset:
+) -> DatasetRow:
     """Store checked arrays `(n_samples, n_features)` and `(n_samples, n_targets)`."""
-    dataset = Dataset(
+    dataset = DatasetRow(
         name=name,
         n_samples=int(inputs.shape[0]),
         n_features=int(inputs.shape[1]),
@@ -31,28 +31,28 @@ def create_dataset(
     return dataset
 
 
-def get_dataset(session: Session, dataset_id: str) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
+def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
+    dataset = session.get(DatasetRow, dataset_id)
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} does not exist")
     return dataset
 
 
-def dataset_arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def dataset_arrays(dataset: DatasetRow) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets of a stored dataset."""
     return npy_to_array(dataset.inputs), npy_to_array(dataset.targets)
 
 
 def list_datasets(
     session: Session, limit: int, cursor: str | None
-) -> tuple[list[Dataset], str | None]:
+) -> tuple[list[DatasetRow], str | None]:
     """Newest first; returns the page and the cursor of the next one."""
-    query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id.desc())
+    query = select(DatasetRow).order_by(DatasetRow.created_at.desc(), DatasetRow.id.desc())
     if cursor is not None:
         created_at, dataset_id = decode_cursor(cursor, (datetime, str))
         query = query.where(
-            (Dataset.created_at < created_at)
-            | ((Dataset.created_at == created_at) & (Dataset.id < dataset_id))
+            (DatasetRow.created_at < created_at)
+            | ((DatasetRow.created_at == created_at) & (DatasetRow.id < dataset_id))
         )
     rows = list(session.scalars(query.limit(limit + 1)))
     return page_of(rows, limit, lambda d: [d.created_at, d.id])
@@ -60,7 +60,10 @@ def list_datasets(
 
 def delete_dataset(session: Session, dataset_id: str) -> None:
     dataset = get_dataset(session, dataset_id)
-    if session.scalar(select(Job.id).where(Job.dataset_id == dataset_id).limit(1)) is not None:
+    if (
+        session.scalar(select(JobRow.id).where(JobRow.dataset_id == dataset_id).limit(1))
+        is not None
+    ):
         raise Conflict(f"dataset {dataset_id} is used by training jobs; delete them first")
     session.delete(dataset)
     session.flush()

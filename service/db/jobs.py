@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
 from service.db.base import utc_now
-from service.db.models import HistoryRow, Job, JobStatus, Snapshot
+from service.db.models import HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.pagination import decode_cursor, page_of
 from service.errors import Conflict, NotFound
 
@@ -31,9 +31,9 @@ def create_job(
     spec: RunSpec,
     model_name: str | None,
     checkpoint_every: int,
-) -> Job:
+) -> JobRow:
     """Queue a job; the spec must already be checked against its dataset."""
-    job = Job(
+    job = JobRow(
         dataset_id=dataset_id,
         model_name=model_name,
         status=JobStatus.QUEUED,
@@ -60,12 +60,12 @@ def count_active_jobs(session: Session) -> int:
     free place; SQLite's write transactions (BEGIN IMMEDIATE) already run one at a time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CREATE_LOCK_KEY)))
-    active = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))
+    active = select(func.count()).select_from(JobRow).where(JobRow.status.in_(ACTIVE))
     return session.scalar(active) or 0
 
 
-def get_job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+def get_job(session: Session, job_id: str) -> JobRow:
+    job = session.get(JobRow, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     return job
@@ -77,23 +77,24 @@ def list_jobs(
     cursor: str | None,
     status: JobStatus | None = None,
     model_name: str | None = None,
-) -> tuple[list[Job], str | None]:
+) -> tuple[list[JobRow], str | None]:
     """Newest first, optionally filtered by status and model name."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
     if status is not None:
-        query = query.where(Job.status == status)
+        query = query.where(JobRow.status == status)
     if model_name is not None:
-        query = query.where(Job.model_name == model_name)
+        query = query.where(JobRow.model_name == model_name)
     if cursor is not None:
         created_at, job_id = decode_cursor(cursor, (datetime, str))
         query = query.where(
-            (Job.created_at < created_at) | ((Job.created_at == created_at) & (Job.id < job_id))
+            (JobRow.created_at < created_at)
+            | ((JobRow.created_at == created_at) & (JobRow.id < job_id))
         )
     rows = list(session.scalars(query.limit(limit + 1)))
     return page_of(rows, limit, lambda job: [job.created_at, job.id])
 
 
-def cancel_job(session: Session, job_id: str) -> Job:
+def cancel_job(session: Session, job_id: str) -> JobRow:
     """Cancel a queued job at once; ask the worker of a running one to stop."""
     job = get_job(session, job_id)
     # Each UPDATE is conditional on the state it leaves, so a job that moves meanwhile (a
@@ -107,11 +108,13 @@ def cancel_job(session: Session, job_id: str) -> Job:
         if _update_job(
             session,
             job_id,
-            Job.status == JobStatus.QUEUED,
+            JobRow.status == JobStatus.QUEUED,
             status=JobStatus.CANCELLED,
             finished_at=utc_now(),
             lease_token=None,
-        ) or _update_job(session, job_id, Job.status == JobStatus.RUNNING, cancel_requested=True):
+        ) or _update_job(
+            session, job_id, JobRow.status == JobStatus.RUNNING, cancel_requested=True
+        ):
             session.refresh(job)
             return job
         session.refresh(job)
@@ -119,7 +122,7 @@ def cancel_job(session: Session, job_id: str) -> Job:
 
 
 def _update_job(session: Session, job_id: str, condition: Any, **values: Any) -> int:
-    statement = update(Job).where(Job.id == job_id, condition).values(**values)
+    statement = update(JobRow).where(JobRow.id == job_id, condition).values(**values)
     result = session.execute(statement.execution_options(synchronize_session=False))
     return cast(CursorResult[Any], result).rowcount
 
@@ -167,7 +170,9 @@ def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]
 def snapshot_epochs(session: Session, job_id: str) -> list[int]:
     return list(
         session.scalars(
-            select(Snapshot.epoch).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+            select(SnapshotRow.epoch)
+            .where(SnapshotRow.job_id == job_id)
+            .order_by(SnapshotRow.epoch)
         )
     )
 
@@ -178,25 +183,25 @@ def snapshot_page(
     """Epochs and times of a job's snapshots, in order, without their weights."""
     get_job(session, job_id)
     query = (
-        select(Snapshot.epoch, Snapshot.created_at)
-        .where(Snapshot.job_id == job_id)
-        .order_by(Snapshot.epoch)
+        select(SnapshotRow.epoch, SnapshotRow.created_at)
+        .where(SnapshotRow.job_id == job_id)
+        .order_by(SnapshotRow.epoch)
     )
     if cursor is not None:
         (after,) = decode_cursor(cursor, (int,))
-        query = query.where(Snapshot.epoch > after)
+        query = query.where(SnapshotRow.epoch > after)
     rows = list(session.execute(query.limit(limit + 1)))
     return page_of(rows, limit, lambda row: [row.epoch])
 
 
-def get_snapshot(session: Session, job_id: str, epoch: int | None) -> Snapshot:
+def get_snapshot(session: Session, job_id: str, epoch: int | None) -> SnapshotRow:
     """The snapshot at `epoch`, or the latest one when `epoch` is None."""
     get_job(session, job_id)
-    query = select(Snapshot).where(Snapshot.job_id == job_id)
+    query = select(SnapshotRow).where(SnapshotRow.job_id == job_id)
     if epoch is None:
-        snapshot = session.scalars(query.order_by(Snapshot.epoch.desc()).limit(1)).first()
+        snapshot = session.scalars(query.order_by(SnapshotRow.epoch.desc()).limit(1)).first()
     else:
-        snapshot = session.scalars(query.where(Snapshot.epoch == epoch)).first()
+        snapshot = session.scalars(query.where(SnapshotRow.epoch == epoch)).first()
     if snapshot is None:
         epochs = snapshot_epochs(session, job_id)
         raise NotFound(

@@ -48,7 +48,7 @@ job_status_type = Enum(
 )
 
 
-class Dataset(Base):
+class DatasetRow(Base):
     """Training data; `inputs` and `targets` are `.npy` bytes of shape (n_samples, n_*)."""
 
     __tablename__ = "datasets"
@@ -64,7 +64,7 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class Job(Base):
+class JobRow(Base):
     """One training run, claimed and advanced by a worker."""
 
     __tablename__ = "jobs"
@@ -112,7 +112,7 @@ class HistoryRow(Base):
     learning_rate: Mapped[float | None] = mapped_column(Double)
 
 
-class Snapshot(Base):
+class SnapshotRow(Base):
     """Weights of a job after one epoch, with the checkpoint to resume from there."""
 
     __tablename__ = "snapshots"
@@ -124,7 +124,7 @@ class Snapshot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class Model(Base):
+class ModelRow(Base):
     """A named model in the registry; its versions hold the weights."""
 
     __tablename__ = "models"
@@ -134,7 +134,7 @@ class Model(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class ModelVersion(Base):
+class ModelVersionRow(Base):
     """One registered version of a model: the weights of a job at a snapshot epoch."""
 
     __tablename__ = "model_versions"
@@ -152,7 +152,7 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class ModelAlias(Base):
+class ModelAliasRow(Base):
     """A movable name (e.g. "production") for one version of a model."""
 
     __tablename__ = "model_aliases"
@@ -175,7 +175,7 @@ class WorkerRow(Base):
 
     __tablename__ = "workers"
 
-    # The worker's name, as in `Job.claimed_by`: host, process id and a random suffix.
+    # The worker's name, as in `JobRow.claimed_by`: host, process id and a random suffix.
     id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     hostname: Mapped[str] = mapped_column(String(NAME_LENGTH))
     pid: Mapped[int] = mapped_column(Integer)

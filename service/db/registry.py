@@ -3,22 +3,22 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Model, ModelAlias, ModelVersion
+from service.db.models import ModelAliasRow, ModelRow, ModelVersionRow
 from service.db.pagination import decode_cursor, page_of
 from service.errors import NotFound
 
 
 def register_version(
     session: Session, model_name: str, job_id: str, epoch: int, weights: bytes
-) -> ModelVersion:
+) -> ModelVersionRow:
     """Add the next version of `model_name` (creating the model on first use)."""
-    if session.get(Model, model_name) is None:
-        session.add(Model(name=model_name))
+    if session.get(ModelRow, model_name) is None:
+        session.add(ModelRow(name=model_name))
         session.flush()
     latest = session.scalar(
-        select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model_name)
+        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_name == model_name)
     )
-    version = ModelVersion(
+    version = ModelVersionRow(
         model_name=model_name,
         version=(latest or 0) + 1,
         job_id=job_id,
@@ -30,17 +30,19 @@ def register_version(
     return version
 
 
-def list_models(session: Session, limit: int, cursor: str | None) -> tuple[list[Model], str | None]:
+def list_models(
+    session: Session, limit: int, cursor: str | None
+) -> tuple[list[ModelRow], str | None]:
     """By name."""
-    query = select(Model).order_by(Model.name)
+    query = select(ModelRow).order_by(ModelRow.name)
     if cursor is not None:
         (after,) = decode_cursor(cursor, (str,))
-        query = query.where(Model.name > after)
+        query = query.where(ModelRow.name > after)
     return page_of(list(session.scalars(query.limit(limit + 1))), limit, lambda m: [m.name])
 
 
-def get_model(session: Session, name: str) -> Model:
-    model = session.get(Model, name)
+def get_model(session: Session, name: str) -> ModelRow:
+    model = session.get(ModelRow, name)
     if model is None:
         raise NotFound(f"model {name} does not exist")
     return model
@@ -48,34 +50,34 @@ def get_model(session: Session, name: str) -> Model:
 
 def latest_version(session: Session, name: str) -> int | None:
     return session.scalar(
-        select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
+        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_name == name)
     )
 
 
 def aliases_of(session: Session, name: str) -> dict[str, int]:
-    rows = session.scalars(select(ModelAlias).where(ModelAlias.model_name == name))
+    rows = session.scalars(select(ModelAliasRow).where(ModelAliasRow.model_name == name))
     return {row.alias: row.version for row in rows}
 
 
 def list_versions(
     session: Session, name: str, limit: int, cursor: str | None
-) -> tuple[list[ModelVersion], str | None]:
+) -> tuple[list[ModelVersionRow], str | None]:
     """Newest first."""
     get_model(session, name)
     query = (
-        select(ModelVersion)
-        .where(ModelVersion.model_name == name)
-        .order_by(ModelVersion.version.desc())
+        select(ModelVersionRow)
+        .where(ModelVersionRow.model_name == name)
+        .order_by(ModelVersionRow.version.desc())
     )
     if cursor is not None:
         (before,) = decode_cursor(cursor, (int,))
-        query = query.where(ModelVersion.version < before)
+        query = query.where(ModelVersionRow.version < before)
     rows = list(session.scalars(query.limit(limit + 1)))
     return page_of(rows, limit, lambda v: [v.version])
 
 
-def get_version(session: Session, name: str, version: int) -> ModelVersion:
-    found = session.get(ModelVersion, (name, version))
+def get_version(session: Session, name: str, version: int) -> ModelVersionRow:
+    found = session.get(ModelVersionRow, (name, version))
     if found is None:
         get_model(session, name)
         raise NotFound(f"model {name} has no version {version}")
@@ -87,7 +89,7 @@ def resolve_version(session: Session, name: str, version: int | None, alias: str
     if version is not None:
         return get_version(session, name, version).version
     if alias is not None:
-        row = session.get(ModelAlias, (name, alias))
+        row = session.get(ModelAliasRow, (name, alias))
         if row is None:
             get_model(session, name)
             raise NotFound(f"model {name} has no alias {alias}")
@@ -99,11 +101,11 @@ def resolve_version(session: Session, name: str, version: int | None, alias: str
     return latest
 
 
-def set_alias(session: Session, name: str, alias: str, version: int) -> ModelAlias:
+def set_alias(session: Session, name: str, alias: str, version: int) -> ModelAliasRow:
     get_version(session, name, version)
-    row = session.get(ModelAlias, (name, alias))
+    row = session.get(ModelAliasRow, (name, alias))
     if row is None:
-        row = ModelAlias(model_name=name, alias=alias, version=version)
+        row = ModelAliasRow(model_name=name, alias=alias, version=version)
         session.add(row)
     else:
         row.version = version
@@ -112,7 +114,7 @@ def set_alias(session: Session, name: str, alias: str, version: int) -> ModelAli
 
 
 def delete_alias(session: Session, name: str, alias: str) -> None:
-    row = session.get(ModelAlias, (name, alias))
+    row = session.get(ModelAliasRow, (name, alias))
     if row is None:
         get_model(session, name)
         raise NotFound(f"model {name} has no alias {alias}")

@@ -7,7 +7,7 @@ from sqlalchemy import ColumnElement, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.base import UTCDateTime, utc_now
-from service.db.models import Job, JobStatus, WorkerRow
+from service.db.models import JobRow, JobStatus, WorkerRow
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,16 @@ def _now(session: Session) -> ColumnElement[datetime]:
 def job_stats(session: Session) -> JobStats:
     """Read the statistics of all jobs in one pass, plus one indexed read of running jobs."""
     now = _now(session)
-    due = (Job.status == JobStatus.QUEUED) & or_(Job.run_after.is_(None), Job.run_after <= now)
+    due = (JobRow.status == JobStatus.QUEUED) & or_(
+        JobRow.run_after.is_(None), JobRow.run_after <= now
+    )
     rows = session.execute(
         select(
-            Job.status,
+            JobRow.status,
             func.count(),
-            func.coalesce(func.sum(Job.epoch), 0),
+            func.coalesce(func.sum(JobRow.epoch), 0),
             func.coalesce(func.sum(case((due, 1), else_=0)), 0),
-        ).group_by(Job.status)
+        ).group_by(JobRow.status)
     ).all()
     by_status = dict.fromkeys(JobStatus, 0)
     for status, count, _, _ in rows:
@@ -68,9 +70,9 @@ def job_stats(session: Session) -> JobStats:
             max(0.0, (clock - heartbeat_at).total_seconds()) if heartbeat_at else 0.0,
         )
         for job_id, worker, heartbeat_at, clock in session.execute(
-            select(Job.id, Job.claimed_by, Job.heartbeat_at, now)
-            .where(Job.status == JobStatus.RUNNING)
-            .order_by(Job.id)
+            select(JobRow.id, JobRow.claimed_by, JobRow.heartbeat_at, now)
+            .where(JobRow.status == JobStatus.RUNNING)
+            .order_by(JobRow.id)
         )
     ]
     return JobStats(

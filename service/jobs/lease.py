@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from service.db.base import UTCDateTime, utc_now
 from service.db.jobs import TERMINAL, notify_job_queued
-from service.db.models import Job, JobStatus, WorkerRow
+from service.db.models import JobRow, JobStatus, WorkerRow
 
 # A job whose worker died waits min(MAX_BACKOFF_SECONDS, base * 2**attempts) before its
 # next attempt, so a job that kills its workers does not take them down in a tight loop.
@@ -96,14 +96,14 @@ def _time(now: datetime | None, seconds: float = 0.0) -> ColumnElement[datetime]
 
 def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> int:
     """UPDATE one job where all `conditions` hold; returns the row count (0 or 1)."""
-    statement = update(Job).where(Job.id == job_id, *conditions).values(**values)
+    statement = update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
     result = session.execute(statement.execution_options(synchronize_session=False))
     return cast(CursorResult[Any], result).rowcount
 
 
 def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
     """The conditions under which `lease` is still valid."""
-    return (Job.lease_token == lease.token, Job.status == JobStatus.RUNNING)
+    return (JobRow.lease_token == lease.token, JobRow.status == JobStatus.RUNNING)
 
 
 def database_now(session: Session) -> datetime:
@@ -122,12 +122,12 @@ def claim_next(session: Session, worker_id: str, now: datetime | None = None) ->
     # SKIP LOCKED lets PostgreSQL workers pass over rows another worker is claiming right
     # now; SQLite ignores it, its BEGIN IMMEDIATE already makes claims one at a time.
     row = session.execute(
-        select(Job.id, Job.attempts)
+        select(JobRow.id, JobRow.attempts)
         .where(
-            Job.status == JobStatus.QUEUED,
-            or_(Job.run_after.is_(None), Job.run_after <= _time(now)),
+            JobRow.status == JobStatus.QUEUED,
+            or_(JobRow.run_after.is_(None), JobRow.run_after <= _time(now)),
         )
-        .order_by(Job.created_at, Job.id)
+        .order_by(JobRow.created_at, JobRow.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     ).first()
@@ -138,14 +138,14 @@ def claim_next(session: Session, worker_id: str, now: datetime | None = None) ->
     claimed = _update(
         session,
         row.id,
-        Job.status == JobStatus.QUEUED,
+        JobRow.status == JobStatus.QUEUED,
         status=JobStatus.RUNNING,
         lease_token=token,
         attempts=attempt,
         heartbeat_at=_time(now),
         claimed_by=worker_id,
         run_after=None,
-        started_at=func.coalesce(Job.started_at, _time(now)),
+        started_at=func.coalesce(JobRow.started_at, _time(now)),
     )
     return Lease(row.id, token, attempt, worker_id) if claimed else None
 
@@ -159,7 +159,7 @@ def touch(session: Session, lease: Lease, now: datetime | None = None) -> bool:
     """
     if not _update(session, lease.job_id, *_held(lease), heartbeat_at=_time(_clock(session, now))):
         raise LeaseLost(lease.job_id)
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
+    return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == lease.job_id)))
 
 
 def hand_back(session: Session, lease: Lease, now: datetime | None = None) -> JobStatus:
@@ -230,7 +230,7 @@ def _retry_at(
         delays[attempts] = _time(now, delay)
         attempts += 1
     longest = _time(now, MAX_BACKOFF_SECONDS)
-    return case(delays, value=Job.attempts, else_=longest) if delays else longest
+    return case(delays, value=JobRow.attempts, else_=longest) if delays else longest
 
 
 def reap(
@@ -250,28 +250,28 @@ def reap(
     """
     now = _clock(session, now)
     stale = (
-        Job.status == JobStatus.RUNNING,
-        Job.heartbeat_at < _time(now, -lease_timeout_seconds),
+        JobRow.status == JobStatus.RUNNING,
+        JobRow.heartbeat_at < _time(now, -lease_timeout_seconds),
     )
 
     def end(*conditions: Any, **values: Any) -> list[str]:
         # SKIP LOCKED: rows another reaper (or their owner's heartbeat) is writing right
         # now are left to it, so concurrent reapers never wait for or deadlock on each other.
-        rows = select(Job.id).where(*stale, *conditions).with_for_update(skip_locked=True)
+        rows = select(JobRow.id).where(*stale, *conditions).with_for_update(skip_locked=True)
         statement = (
-            update(Job)
-            .where(Job.id.in_(rows), *stale, *conditions)
+            update(JobRow)
+            .where(JobRow.id.in_(rows), *stale, *conditions)
             .values(lease_token=None, **values)
-            .returning(Job.id)
+            .returning(JobRow.id)
         )
         return list(session.scalars(statement.execution_options(synchronize_session=False)))
 
-    cancelled = end(Job.cancel_requested, status=JobStatus.CANCELLED, finished_at=_time(now))
+    cancelled = end(JobRow.cancel_requested, status=JobStatus.CANCELLED, finished_at=_time(now))
     # The outcomes' conditions exclude each other: on PostgreSQL each statement reads the
     # clock anew, so a job may turn stale between them and must still get the right one.
     failed = end(
-        ~Job.cancel_requested,
-        Job.attempts >= max_attempts,
+        ~JobRow.cancel_requested,
+        JobRow.attempts >= max_attempts,
         status=JobStatus.FAILED,
         finished_at=_time(now),
         error=(
@@ -280,8 +280,8 @@ def reap(
         ),
     )
     requeued = end(
-        ~Job.cancel_requested,
-        Job.attempts < max_attempts,
+        ~JobRow.cancel_requested,
+        JobRow.attempts < max_attempts,
         status=JobStatus.QUEUED,
         heartbeat_at=None,
         run_after=_retry_at(now, retry_backoff_seconds, max_attempts),

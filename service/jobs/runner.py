@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
 from service.db.datasets import dataset_arrays
 from service.db.jobs import upsert_history
-from service.db.models import Dataset, HistoryRow, Job, JobStatus, Snapshot
+from service.db.models import DatasetRow, HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.registry import register_version
 from service.jobs.lease import Lease, LeaseLost, database_now, finish, hand_back, touch
 
@@ -156,7 +156,7 @@ class JobRunner:
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.pending: list[EpochRecord] = []
-        self.pending_snapshots: list[Snapshot] = []
+        self.pending_snapshots: list[SnapshotRow] = []
         self.snapshot_epoch = 0
 
     def run(self) -> JobStatus | None:
@@ -264,14 +264,14 @@ class JobRunner:
         with self.session_factory.begin() as session:
             if touch(session, self.lease):
                 self.cancel_requested.set()
-            job = session.get_one(Job, self.job_id)
+            job = session.get_one(JobRow, self.job_id)
             now = database_now(session)
             elapsed = (now - (job.started_at or now)).total_seconds()
-            inputs, targets = dataset_arrays(session.get_one(Dataset, job.dataset_id))
+            inputs, targets = dataset_arrays(session.get_one(DatasetRow, job.dataset_id))
             latest = session.scalars(
-                select(Snapshot)
-                .where(Snapshot.job_id == self.job_id, Snapshot.checkpoint.is_not(None))
-                .order_by(Snapshot.epoch.desc())
+                select(SnapshotRow)
+                .where(SnapshotRow.job_id == self.job_id, SnapshotRow.checkpoint.is_not(None))
+                .order_by(SnapshotRow.epoch.desc())
                 .limit(1)
             ).first()
             resume_epoch = latest.epoch if latest is not None else 0
@@ -281,8 +281,8 @@ class JobRunner:
                 )
             )
             session.execute(
-                update(Job)
-                .where(Job.id == self.job_id)
+                update(JobRow)
+                .where(JobRow.id == self.job_id)
                 .values(epoch=resume_epoch)
                 .execution_options(synchronize_session=False)
             )
@@ -332,8 +332,8 @@ class JobRunner:
                 upsert_history(session, self.job_id, self.pending)
                 last = self.pending[-1]
                 session.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id)
+                    update(JobRow)
+                    .where(JobRow.id == self.job_id)
                     .values(epoch=last.epoch, loss=last.loss, val_loss=last.val_loss)
                     .execution_options(synchronize_session=False)
                 )
@@ -353,8 +353,8 @@ class JobRunner:
         if cancel_requested:
             self.cancel_requested.set()
 
-    def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> Snapshot:
-        return Snapshot(
+    def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> SnapshotRow:
+        return SnapshotRow(
             job_id=self.job_id,
             epoch=trainer.epoch,
             weights=trainer.model().to_bytes() if weights is None else weights,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import HistoryRow, Job, JobStatus, make_engine, make_session_factory
+from service.db import HistoryRow, JobRow, JobStatus, make_engine, make_session_factory
 from tests.e2e.test_events import Event, assert_well_formed, epochs_of, parse_events
 from tests.e2e.test_newcomer import free_port
 from tests.helpers import XOR_DATASET
@@ -73,8 +73,8 @@ def write_epochs(
             for epoch in epochs
         )
         session.execute(
-            update(Job)
-            .where(Job.id == job_id)
+            update(JobRow)
+            .where(JobRow.id == job_id)
             .values(status=status, epoch=epochs[-1], loss=1 / epochs[-1])
         )
 
@@ -85,7 +85,7 @@ def rewind_to(sessions: sessionmaker[Session], job_id: str, checkpoint: int) -> 
         session.execute(
             delete(HistoryRow).where(HistoryRow.job_id == job_id, HistoryRow.epoch > checkpoint)
         )
-        session.execute(update(Job).where(Job.id == job_id).values(epoch=checkpoint))
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(epoch=checkpoint))
 
 
 def read_until(events: Iterator[Event], done: Any) -> list[Event]:

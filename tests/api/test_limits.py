@@ -21,7 +21,7 @@ from service.api.app import create_app
 from service.api.predictions import RESOLVE_TTL_SECONDS
 from service.config import Settings
 from service.core import Model, Parameters, RunSpec
-from service.db import Snapshot, make_engine, make_session_factory, registry
+from service.db import SnapshotRow, make_engine, make_session_factory, registry
 from tests.api.test_bad_input import assert_problem, job_body
 from tests.e2e.test_newcomer import free_port
 from tests.helpers import XOR_DATASET, row_counts
@@ -162,7 +162,7 @@ def register_zero_model(client: TestClient, url: str, spec: dict[str, Any], name
     engine = make_engine(url)
     try:
         with make_session_factory(engine)() as session:
-            session.add(Snapshot(job_id=job.json()["id"], epoch=10, weights=weights))
+            session.add(SnapshotRow(job_id=job.json()["id"], epoch=10, weights=weights))
             registry.register_version(session, name, job.json()["id"], 10, weights)
             session.commit()
     finally:

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings, parse_api_keys
-from service.db import Job, JobStatus, make_engine, make_session_factory, utc_now
+from service.db import JobRow, JobStatus, make_engine, make_session_factory, utc_now
 from service.jobs.worker import Worker
 from tests.helpers import XOR_DATASET
 from tests.jobs.worker_helpers import add_worker_row, worker_settings
@@ -163,11 +163,11 @@ def test_queue_depth_leaves_out_jobs_waiting_to_retry_and_epochs_never_go_down(
     try:
         with make_session_factory(engine).begin() as session:
             session.execute(
-                update(Job)
-                .where(Job.id == waiting)
+                update(JobRow)
+                .where(JobRow.id == waiting)
                 .values(run_after=utc_now() + timedelta(minutes=5), epoch=30)
             )
-            session.execute(update(Job).where(Job.id == due).values(epoch=12))
+            session.execute(update(JobRow).where(JobRow.id == due).values(epoch=12))
         samples = scrape(client)
         assert sample(samples, "backprop_jobs", status="queued") == 2
         assert sample(samples, "backprop_queue_depth") == 1
@@ -175,7 +175,7 @@ def test_queue_depth_leaves_out_jobs_waiting_to_retry_and_epochs_never_go_down(
 
         # A job resumed from its checkpoint records some epochs again: the sum dips.
         with make_session_factory(engine).begin() as session:
-            session.execute(update(Job).where(Job.id == waiting).values(epoch=20))
+            session.execute(update(JobRow).where(JobRow.id == waiting).values(epoch=20))
         assert sample(scrape(client), "backprop_epochs_trained_total") == 42
     finally:
         engine.dispose()

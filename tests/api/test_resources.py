@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.core import RunSpec, Trainer
 from service.core.datasets import generate
-from service.db import Snapshot, make_engine, make_session_factory, registry
+from service.db import SnapshotRow, make_engine, make_session_factory, registry
 from service.db import jobs as job_queries
 from tests.helpers import XOR_DATASET
 
@@ -63,7 +63,9 @@ def train_and_register(session: Session, client: TestClient, model_name: str) ->
         records.append(record)
         if record.epoch % 10 == 0:
             session.add(
-                Snapshot(job_id=job["id"], epoch=record.epoch, weights=trainer.model().to_bytes())
+                SnapshotRow(
+                    job_id=job["id"], epoch=record.epoch, weights=trainer.model().to_bytes()
+                )
             )
     job_queries.upsert_history(session, job["id"], records)
     registry.register_version(

@@ -137,6 +137,6 @@ def test_model_bytes_round_trip_gives_identical_predictions_without_pickle() -> 
     restored = Model.from_bytes(data)
 
     assert "flat" in arrays
-    assert restored.network == model.network
+    assert restored.spec == model.spec
     assert restored.parameters.flat.tobytes() == model.parameters.flat.tobytes()
     assert restored.predict(x).tobytes() == model.predict(x).tobytes()

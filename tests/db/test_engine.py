@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from service.db import Dataset, Job, make_engine, make_session_factory
+from service.db import DatasetRow, JobRow, make_engine, make_session_factory
 from service.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from service.db.migrate import upgrade
 
@@ -74,7 +74,7 @@ def increment_attempts(url: str, job_id: str) -> None:
     try:
         for _ in range(INCREMENTS_PER_WORKER):
             with session_factory.begin() as session:
-                job = session.get_one(Job, job_id)
+                job = session.get_one(JobRow, job_id)
                 job.attempts += 1
     finally:
         engine.dispose()
@@ -85,7 +85,7 @@ def test_concurrent_processes_lose_no_update_and_never_see_locked(sqlite_url: st
     session_factory = make_session_factory(engine)
     try:
         with session_factory.begin() as session:
-            dataset = Dataset(
+            dataset = DatasetRow(
                 name="d",
                 n_samples=0,
                 n_features=1,
@@ -96,7 +96,7 @@ def test_concurrent_processes_lose_no_update_and_never_see_locked(sqlite_url: st
             )
             session.add(dataset)
             session.flush()
-            job = Job(dataset_id=dataset.id, spec={}, checkpoint_every=1, epochs_total=1)
+            job = JobRow(dataset_id=dataset.id, spec={}, checkpoint_every=1, epochs_total=1)
             session.add(job)
             session.flush()
             job_id = job.id
@@ -111,6 +111,6 @@ def test_concurrent_processes_lose_no_update_and_never_see_locked(sqlite_url: st
                 result.get(timeout=120)
 
         with session_factory() as session:
-            assert session.get_one(Job, job_id).attempts == WORKERS * INCREMENTS_PER_WORKER
+            assert session.get_one(JobRow, job_id).attempts == WORKERS * INCREMENTS_PER_WORKER
     finally:
         engine.dispose()

@@ -9,14 +9,14 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from service.db import (
-    Dataset,
+    DatasetRow,
     HistoryRow,
-    Job,
+    JobRow,
     JobStatus,
-    Model,
-    ModelAlias,
-    ModelVersion,
-    Snapshot,
+    ModelAliasRow,
+    ModelRow,
+    ModelVersionRow,
+    SnapshotRow,
     make_session_factory,
 )
 from service.db.blobs import array_to_npy, npy_to_array
@@ -25,10 +25,10 @@ from service.db.blobs import array_to_npy, npy_to_array
 ALL_BYTES = bytes(range(256))
 
 
-def add_dataset(session: Session) -> Dataset:
+def add_dataset(session: Session) -> DatasetRow:
     inputs = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     targets = np.array([[0.0], [1.0], [1.0], [0.0]])
-    dataset = Dataset(
+    dataset = DatasetRow(
         name="xor",
         n_samples=4,
         n_features=2,
@@ -42,8 +42,8 @@ def add_dataset(session: Session) -> Dataset:
     return dataset
 
 
-def add_job(session: Session, dataset_id: str) -> Job:
-    job = Job(
+def add_job(session: Session, dataset_id: str) -> JobRow:
+    job = JobRow(
         dataset_id=dataset_id,
         model_name="xor-net",
         spec={"network": {"layers": [2, 2, 1]}, "training": {"epochs": 10, "seed": 0}},
@@ -63,26 +63,26 @@ def test_every_model_round_trips_with_binary_blobs(db_engine: Engine) -> None:
         job = add_job(session, dataset.id)
         job.heartbeat_at = heartbeat
         session.add(HistoryRow(job_id=job.id, epoch=1, loss=0.25, rmse=0.5, learning_rate=0.05))
-        session.add(Snapshot(job_id=job.id, epoch=5, weights=ALL_BYTES, checkpoint=ALL_BYTES))
-        session.add(Model(name="xor-net", description="learns XOR"))
+        session.add(SnapshotRow(job_id=job.id, epoch=5, weights=ALL_BYTES, checkpoint=ALL_BYTES))
+        session.add(ModelRow(name="xor-net", description="learns XOR"))
         session.flush()
         session.add(
-            ModelVersion(
+            ModelVersionRow(
                 model_name="xor-net", version=1, job_id=job.id, epoch=5, weights=ALL_BYTES * 3
             )
         )
         session.flush()
-        session.add(ModelAlias(model_name="xor-net", alias="production", version=1))
+        session.add(ModelAliasRow(model_name="xor-net", alias="production", version=1))
         dataset_id, job_id = dataset.id, job.id
 
     with session_factory() as session:
-        dataset = session.get_one(Dataset, dataset_id)
+        dataset = session.get_one(DatasetRow, dataset_id)
         np.testing.assert_array_equal(npy_to_array(dataset.inputs)[3], [1.0, 1.0])
         assert npy_to_array(dataset.targets).shape == (4, 1)
         assert dataset.source == {"kind": "rows"}
         assert dataset.created_at.tzinfo == UTC
 
-        job = session.get_one(Job, job_id)
+        job = session.get_one(JobRow, job_id)
         assert job.status is JobStatus.QUEUED
         assert (job.epoch, job.attempts, job.cancel_requested) == (0, 0, False)
         assert job.spec["network"]["layers"] == [2, 2, 1]
@@ -93,13 +93,13 @@ def test_every_model_round_trips_with_binary_blobs(db_engine: Engine) -> None:
         history = session.get_one(HistoryRow, (job_id, 1))
         assert (history.loss, history.rmse, history.val_loss) == (0.25, 0.5, None)
 
-        snapshot = session.get_one(Snapshot, (job_id, 5))
+        snapshot = session.get_one(SnapshotRow, (job_id, 5))
         assert snapshot.weights == ALL_BYTES
         assert snapshot.checkpoint == ALL_BYTES
 
-        assert session.get_one(Model, "xor-net").description == "learns XOR"
-        assert session.get_one(ModelVersion, ("xor-net", 1)).weights == ALL_BYTES * 3
-        assert session.get_one(ModelAlias, ("xor-net", "production")).version == 1
+        assert session.get_one(ModelRow, "xor-net").description == "learns XOR"
+        assert session.get_one(ModelVersionRow, ("xor-net", 1)).weights == ALL_BYTES * 3
+        assert session.get_one(ModelAliasRow, ("xor-net", "production")).version == 1
 
 
 def test_deleting_a_job_cascades_to_history_and_snapshots(db_engine: Engine) -> None:
@@ -107,26 +107,26 @@ def test_deleting_a_job_cascades_to_history_and_snapshots(db_engine: Engine) -> 
     with session_factory.begin() as session:
         job = add_job(session, add_dataset(session).id)
         session.add_all(HistoryRow(job_id=job.id, epoch=epoch, loss=1.0) for epoch in (1, 2))
-        session.add(Snapshot(job_id=job.id, epoch=2, weights=b"w"))
-        session.add(Model(name="xor-net"))
+        session.add(SnapshotRow(job_id=job.id, epoch=2, weights=b"w"))
+        session.add(ModelRow(name="xor-net"))
         session.flush()
         session.add(
-            ModelVersion(model_name="xor-net", version=1, job_id=job.id, epoch=2, weights=b"w")
+            ModelVersionRow(model_name="xor-net", version=1, job_id=job.id, epoch=2, weights=b"w")
         )
         job_id = job.id
 
     with session_factory.begin() as session:
-        session.delete(session.get_one(Job, job_id))
+        session.delete(session.get_one(JobRow, job_id))
 
     with session_factory() as session:
         assert session.scalars(select(HistoryRow)).all() == []
-        assert session.scalars(select(Snapshot)).all() == []
+        assert session.scalars(select(SnapshotRow)).all() == []
         # A registered version keeps its weights; it only forgets the job.
-        assert session.get_one(ModelVersion, ("xor-net", 1)).job_id is None
+        assert session.get_one(ModelVersionRow, ("xor-net", 1)).job_id is None
 
 
 def test_job_with_unknown_dataset_is_rejected(db_session: Session) -> None:
-    db_session.add(Job(dataset_id="missing", spec={}, checkpoint_every=1, epochs_total=1))
+    db_session.add(JobRow(dataset_id="missing", spec={}, checkpoint_every=1, epochs_total=1))
     with pytest.raises(IntegrityError):
         db_session.commit()
 
@@ -137,13 +137,13 @@ def test_dataset_in_use_by_a_job_cannot_be_deleted(db_engine: Engine) -> None:
         dataset_id = add_job(session, add_dataset(session).id).dataset_id
 
     with pytest.raises(IntegrityError), session_factory.begin() as session:
-        session.delete(session.get_one(Dataset, dataset_id))
+        session.delete(session.get_one(DatasetRow, dataset_id))
 
 
 def test_alias_must_name_an_existing_version(db_session: Session) -> None:
-    db_session.add(Model(name="xor-net"))
+    db_session.add(ModelRow(name="xor-net"))
     db_session.flush()
-    db_session.add(ModelAlias(model_name="xor-net", alias="production", version=7))
+    db_session.add(ModelAliasRow(model_name="xor-net", alias="production", version=7))
     with pytest.raises(IntegrityError):
         db_session.commit()
 

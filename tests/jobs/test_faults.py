@@ -34,9 +34,9 @@ from sqlalchemy.pool import NullPool
 from service.core import RunSpec
 from service.core.datasets import generate
 from service.db import (
-    Job,
+    JobRow,
     JobStatus,
-    ModelVersion,
+    ModelVersionRow,
     make_engine,
     make_session_factory,
     utc_now,
@@ -204,15 +204,17 @@ def observer(migrated_url: str) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-def jobs_by_id(observer: sessionmaker[Session], job_ids: list[str]) -> dict[str, Job]:
+def jobs_by_id(observer: sessionmaker[Session], job_ids: list[str]) -> dict[str, JobRow]:
     with observer.begin() as session:
-        return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        return {
+            job.id: job for job in session.scalars(select(JobRow).where(JobRow.id.in_(job_ids)))
+        }
 
 
 def version_weights(session_factory: sessionmaker[Session], job_id: str) -> list[bytes]:
     """Weights of every model version registered by the job."""
     with session_factory.begin() as session:
-        query = select(ModelVersion.weights).where(ModelVersion.job_id == job_id)
+        query = select(ModelVersionRow.weights).where(ModelVersionRow.job_id == job_id)
         return [flat_bytes(weights) for weights in session.scalars(query)]
 
 
@@ -283,7 +285,7 @@ def crash_workers_repeatedly(
         job_id = queue_job(session_factory, dataset_id, spec, MODEL_NAME, CHECKPOINT_EVERY)
         record.job_specs[job_id] = spec
 
-    def poll() -> dict[str, Job]:
+    def poll() -> dict[str, JobRow]:
         """Read the jobs, note the re-claims of killed jobs, keep `lanes` jobs unfinished."""
         jobs = jobs_by_id(observer, list(record.job_specs))
         now = time.monotonic()
@@ -420,7 +422,9 @@ def race_for_400_jobs(
 
     def ended() -> int:
         with observer.begin() as session:
-            statuses = session.scalars(select(Job.status).where(Job.status != JobStatus.QUEUED))
+            statuses = session.scalars(
+                select(JobRow.status).where(JobRow.status != JobStatus.QUEUED)
+            )
             return sum(status != JobStatus.RUNNING for status in statuses)
 
     started = time.monotonic()

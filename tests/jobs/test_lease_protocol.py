@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import RunSpec
 from service.core.datasets import generate
-from service.db import Dataset, Job, JobStatus, make_engine, make_session_factory
+from service.db import DatasetRow, JobRow, JobStatus, make_engine, make_session_factory
 from service.db.datasets import create_dataset
 from service.db.jobs import TERMINAL, cancel_job, create_job
 from service.db.migrate import upgrade
@@ -87,7 +87,7 @@ class LeaseProtocol(RuleBasedStateMachine):
         self.engine = make_engine(f"sqlite:///{path}")
         self.session_factory = make_session_factory(self.engine)
         with self.session_factory.begin() as session:
-            self.dataset_id = session.scalars(select(Dataset.id)).one()
+            self.dataset_id = session.scalars(select(DatasetRow.id)).one()
         self.now = datetime(2030, 1, 1, tzinfo=UTC)
         self.model: dict[str, ModelJob] = {}
         self.granted: list[Lease] = []
@@ -240,7 +240,7 @@ class LeaseProtocol(RuleBasedStateMachine):
     @invariant()
     def database_agrees_with_the_protocol(self) -> None:
         with self.session_factory.begin() as session:
-            rows = {job.id: job for job in session.scalars(select(Job))}
+            rows = {job.id: job for job in session.scalars(select(JobRow))}
         assert rows.keys() == self.model.keys()
         for job_id, row in rows.items():
             job = self.model[job_id]
@@ -258,7 +258,7 @@ class LeaseProtocol(RuleBasedStateMachine):
     @invariant()
     def running_jobs_have_exactly_one_valid_lease_and_others_none(self) -> None:
         with self.session_factory.begin() as session:
-            rows = list(session.execute(select(Job.id, Job.status, Job.lease_token)))
+            rows = list(session.execute(select(JobRow.id, JobRow.status, JobRow.lease_token)))
         for job_id, status, token in rows:
             holders = [lease for lease in self.granted if lease.job_id == job_id]
             valid = [lease for lease in holders if lease.token == token]
@@ -268,7 +268,7 @@ class LeaseProtocol(RuleBasedStateMachine):
     @invariant()
     def terminal_states_never_change_and_attempts_stay_bounded(self) -> None:
         with self.session_factory.begin() as session:
-            rows = list(session.execute(select(Job.id, Job.status, Job.attempts)))
+            rows = list(session.execute(select(JobRow.id, JobRow.status, JobRow.attempts)))
         for job_id, status, attempts in rows:
             assert attempts <= MAX_ATTEMPTS
             if job_id in self.seen_terminal:
@@ -315,7 +315,7 @@ def claim(session_factory: sessionmaker[Session], worker_id: str = "worker") -> 
 def age_heartbeat(session_factory: sessionmaker[Session], job_id: str, seconds: float) -> None:
     """Move the job's last heartbeat `seconds` back, as if its worker had died then."""
     with session_factory.begin() as session:
-        job = session.get_one(Job, job_id)
+        job = session.get_one(JobRow, job_id)
         assert job.heartbeat_at is not None
         job.heartbeat_at -= timedelta(seconds=seconds)
 
@@ -400,7 +400,7 @@ def test_stale_job_is_requeued_after_a_growing_backoff_then_fails_at_max_attempt
     assert job.finished_at is not None
     # A failed job stays failed, whatever is asked of it later.
     with session_factory.begin() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(cancel_requested=True))
     age_heartbeat(session_factory, job_id, LEASE_TIMEOUT + 1)
     with session_factory.begin() as session:
         assert reap(session, LEASE_TIMEOUT, 3, backoff) == Reaped([], [], [])
@@ -417,7 +417,9 @@ def test_concurrent_reapers_move_each_stale_job_exactly_once(
     assert all(leases)
     exhausted = set(job_ids[::3])
     with session_factory.begin() as session:
-        session.execute(update(Job).where(Job.id.in_(exhausted)).values(attempts=MAX_ATTEMPTS))
+        session.execute(
+            update(JobRow).where(JobRow.id.in_(exhausted)).values(attempts=MAX_ATTEMPTS)
+        )
     for job_id in job_ids:
         age_heartbeat(session_factory, job_id, LEASE_TIMEOUT + 1)
 

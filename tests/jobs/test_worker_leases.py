@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.core.datasets import generate
-from service.db import HistoryRow, Job, JobStatus, Snapshot, make_session_factory, utc_now
+from service.db import HistoryRow, JobRow, JobStatus, SnapshotRow, make_session_factory, utc_now
 from service.db.jobs import cancel_job
 from service.jobs.worker import Worker
 from tests.jobs.worker_helpers import (
@@ -67,8 +67,8 @@ def pretend_claimed(
     """Make the job look claimed by another worker whose last heartbeat is that old."""
     with session_factory.begin() as session:
         session.execute(
-            update(Job)
-            .where(Job.id == job_id)
+            update(JobRow)
+            .where(JobRow.id == job_id)
             .values(
                 status=JobStatus.RUNNING,
                 lease_token="someone-elses-token",
@@ -198,7 +198,7 @@ def test_stale_job_whose_cancel_was_asked_is_cancelled_not_resumed(
     assert (job.status, job.attempts) == (JobStatus.CANCELLED, 1)
     with session_factory.begin() as session:
         rows = session.scalar(select(func.count()).select_from(HistoryRow))
-        saved = session.scalar(select(func.count()).select_from(Snapshot))
+        saved = session.scalar(select(func.count()).select_from(SnapshotRow))
     assert (rows, saved) == (0, 0)
 
 
@@ -229,7 +229,9 @@ def test_wall_clock_limit_counts_from_the_jobs_first_start(
     # Started an hour ago, then handed back: resuming does not restart the clock.
     with session_factory.begin() as session:
         session.execute(
-            update(Job).where(Job.id == long_job).values(started_at=utc_now() - timedelta(hours=1))
+            update(JobRow)
+            .where(JobRow.id == long_job)
+            .values(started_at=utc_now() - timedelta(hours=1))
         )
 
     with Worker(worker_settings(migrated_url, job_time_limit_seconds=60)) as worker:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
-from service.db import Job, JobStatus, Snapshot, make_session_factory
+from service.db import JobRow, JobStatus, SnapshotRow, make_session_factory
 from service.jobs.worker import EXIT_GRACE_EXPIRED, Worker
 from tests.jobs.worker_helpers import (
     add_dataset,
@@ -94,7 +94,7 @@ def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
 
     def all_ended() -> bool:
         with session_factory.begin() as session:
-            statuses = session.scalars(select(Job.status).where(Job.id.in_(job_ids)))
+            statuses = session.scalars(select(JobRow.status).where(JobRow.id.in_(job_ids)))
             return all(status in (JobStatus.SUCCEEDED, JobStatus.FAILED) for status in statuses)
 
     wait_for(all_ended, 60, "both workers to finish all 20 jobs")
@@ -160,9 +160,11 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
 
     def past_a_checkpoint() -> bool:
         with session_factory.begin() as session:
-            job = session.get_one(Job, job_id)
+            job = session.get_one(JobRow, job_id)
             latest = session.scalar(
-                select(Snapshot.epoch).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+                select(SnapshotRow.epoch)
+                .where(SnapshotRow.job_id == job_id)
+                .order_by(SnapshotRow.epoch)
             )
             running = job.status == JobStatus.RUNNING
             return running and latest is not None and job.epoch > latest

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
-from service.db import JobStatus, ModelVersion, make_session_factory
+from service.db import JobStatus, ModelVersionRow, make_session_factory
 from service.jobs.worker import Worker, run_worker
 from tests.conftest import POSTGRES_URL_ENV
 from tests.jobs.worker_helpers import (
@@ -64,7 +64,7 @@ def test_xor_job_succeeds_with_a_row_per_epoch_snapshots_and_model_versions(
     assert transactions < 45
 
     with session_factory.begin() as session:
-        versions = list(session.scalars(select(ModelVersion).order_by(ModelVersion.version)))
+        versions = list(session.scalars(select(ModelVersionRow).order_by(ModelVersionRow.version)))
     assert [(v.version, v.job_id, v.epoch) for v in versions] == [
         (1, first, 500),
         (2, second, 500),
@@ -88,7 +88,7 @@ def test_job_without_model_name_registers_nothing(
     assert (job.status, job.model_version) == (JobStatus.SUCCEEDED, None)
     assert [s.epoch for s in snapshots(session_factory, job_id)] == [20]
     with session_factory.begin() as session:
-        assert session.scalars(select(ModelVersion)).first() is None
+        assert session.scalars(select(ModelVersionRow)).first() is None
 
 
 def test_early_stopping_job_succeeds_with_its_stop_reason(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.core import Model, RunSpec, Trainer
-from service.db import HistoryRow, Job, Snapshot, WorkerRow, utc_now
+from service.db import HistoryRow, JobRow, SnapshotRow, WorkerRow, utc_now
 from service.db.datasets import create_dataset
 from service.db.jobs import create_job
 
@@ -78,9 +78,9 @@ def add_worker_row(
     )
 
 
-def read_job(session_factory: sessionmaker[Session], job_id: str) -> Job:
+def read_job(session_factory: sessionmaker[Session], job_id: str) -> JobRow:
     with session_factory.begin() as session:
-        return session.get_one(Job, job_id)
+        return session.get_one(JobRow, job_id)
 
 
 def history_epochs(session_factory: sessionmaker[Session], job_id: str) -> list[int]:
@@ -89,9 +89,9 @@ def history_epochs(session_factory: sessionmaker[Session], job_id: str) -> list[
         return list(session.scalars(query.order_by(HistoryRow.epoch)))
 
 
-def snapshots(session_factory: sessionmaker[Session], job_id: str) -> list[Snapshot]:
+def snapshots(session_factory: sessionmaker[Session], job_id: str) -> list[SnapshotRow]:
     with session_factory.begin() as session:
-        query = select(Snapshot).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+        query = select(SnapshotRow).where(SnapshotRow.job_id == job_id).order_by(SnapshotRow.epoch)
         return list(session.scalars(query))
 
 

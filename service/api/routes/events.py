@@ -16,7 +16,7 @@ from service.api.deps import read_sessions
 from service.api.problems import problem_responses
 from service.api.schemas import MAX_STORED_INT, HistoryPoint, JobRead
 from service.db import jobs as queries
-from service.db.models import HistoryRow, Job
+from service.db.models import HistoryRow, JobRow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -81,7 +81,7 @@ def _poll(sessions: sessionmaker[Session], job_id: str, after: int) -> Poll:
     """The job's state first, then up to PAGE_ROWS history rows past `after`: a job that
     was already finished when read has all its epochs among the rows that follow."""
     with sessions() as session:
-        job = session.get(Job, job_id)
+        job = session.get(JobRow, job_id)
         if job is None:
             return Poll(None, [])
         state = JobRead.model_validate(job).model_dump(mode="json")

@@ -267,6 +267,6 @@ async def predict(job_id: str, request: Request) -> Any:
                 ("job", job_id, snapshot.epoch), lambda: snapshot.weights
             )
 
-    epoch, network = await run_in_threadpool(load)
-    check_prediction_size(request.app.state.settings, network.network, len(body.inputs))
-    return JSONResponse(await predict_off_loop(network, body.inputs, epoch=epoch))
+    epoch, model = await run_in_threadpool(load)
+    check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
+    return JSONResponse(await predict_off_loop(model, body.inputs, epoch=epoch))

@@ -34,8 +34,7 @@ from service.api.schemas import (
 )
 from service.core import Model
 from service.db import registry
-from service.db.models import Model as ModelRow
-from service.db.models import ModelVersion
+from service.db.models import ModelRow, ModelVersionRow
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -102,13 +101,13 @@ def _model_read(session: Session, model: ModelRow) -> dict[str, Any]:
     }
 
 
-def _version_read(version: ModelVersion) -> dict[str, Any]:
+def _version_read(version: ModelVersionRow) -> dict[str, Any]:
     return {
         "name": version.model_name,
         "version": version.version,
         "job_id": version.job_id,
         "epoch": version.epoch,
-        "network": Model.from_bytes(version.weights).network.to_dict(),
+        "network": Model.from_bytes(version.weights).spec.to_dict(),
         "created_at": version.created_at,
     }
 
@@ -221,12 +220,12 @@ async def predict(name: str, request: Request) -> Any:
     version = body.version or cache.recall(key)
     cached = cache.get((name, version)) if version else None
     if version is not None and cached is not None:
-        network = cached
+        model = cached
     else:
-        version, network = await run_in_threadpool(load)
-    check_prediction_size(request.app.state.settings, network.network, len(body.inputs))
+        version, model = await run_in_threadpool(load)
+    check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
     reference = {"name": name, "version": version}
-    response = JSONResponse(await predict_off_loop(network, body.inputs, model=reference))
+    response = JSONResponse(await predict_off_loop(model, body.inputs, model=reference))
     # Claimed only once the prediction succeeded: a claimed refresh that never runs (the
     # request failed) would keep this process on a stale "latest" for good.
     if cached is not None and body.version is None and cache.claim_refresh(key):
