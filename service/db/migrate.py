@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from service.db.engine import make_engine
 
@@ -70,3 +70,13 @@ def head_revision() -> str:
 def is_at_head(url: str) -> bool:
     """Tell whether the database at `url` is fully migrated."""
     return current_revision(url) == head_revision()
+
+
+def probe(engine: Engine) -> tuple[bool, str | None]:
+    """Whether the database behind `engine` answers, and the revision it is at (None when
+    it does not answer or was never migrated)."""
+    try:
+        with engine.connect() as connection:
+            return True, revision_on(connection)
+    except Exception:
+        return False, None

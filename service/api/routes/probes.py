@@ -3,11 +3,10 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 
 from service.api.responses import JSONResponse
 from service.api.schemas import Health, Readiness
-from service.db.migrate import head_revision, revision_on
+from service.db.migrate import head_revision, probe
 
 router = APIRouter(tags=["operations"])
 
@@ -25,13 +24,7 @@ async def health() -> Any:
 )
 def ready(request: Request) -> Any:
     head = head_revision()
-    try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            revision = revision_on(connection)
-        reachable = True
-    except Exception:
-        revision, reachable = None, False
+    reachable, revision = probe(request.app.state.engine)
     is_ready = reachable and revision == head
     body = {
         "status": "ready" if is_ready else "unavailable",
