@@ -3,10 +3,11 @@
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.openapi import link
+from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.problems import problem_responses
 from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
 from service.config import Settings
@@ -16,12 +17,6 @@ from service.db import datasets as queries
 from service.errors import Invalid
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
-Cursor = Annotated[
-    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-]
-NEXT_CURSOR = "$response.body#/next_cursor"
 
 # Links: where a response's ids lead, for the docs and the stateful fuzz test.
 CREATED = {"dataset_id": "$response.body#/id"}

@@ -18,10 +18,10 @@ from service.api.deps import (
 )
 from service.api.limits import check_prediction_size
 from service.api.openapi import link
+from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
-from service.api.routes.datasets import NEXT_CURSOR, Cursor, Limit
 from service.api.schemas import (
     MAX_STORED_INT,
     NAME_PATTERN,
