@@ -78,7 +78,7 @@ def run(client: Client, job_timeout: float) -> str:
         "/v1/datasets",
         {"name": "xor", "generator": {"kind": "xor", "n_samples": 4}},
     )
-    rows = client.expect(200, "GET", f"/v1/datasets/{dataset['id']}/rows")
+    rows = client.expect(200, "GET", f"/v1/datasets/{dataset['id']}/rows")["items"]
     job = client.expect(202, "POST", "/v1/jobs", {"dataset_id": dataset["id"], **XOR_JOB})
     if job["status"] != "queued":
         raise FlowFailed(f"a new job should be queued: {job}")
@@ -93,12 +93,16 @@ def run(client: Client, job_timeout: float) -> str:
         raise FlowFailed(f"job {job['id']} ended {job['status']}: {job}")
 
     prediction = client.expect(
-        200, "POST", f"/v1/models/{XOR_JOB['model_name']}/predict", {"inputs": rows["inputs"]}
+        200,
+        "POST",
+        f"/v1/models/{XOR_JOB['model_name']}/predict",
+        {"inputs": [row["inputs"] for row in rows]},
     )
+    targets = [row["targets"] for row in rows]
     predicted = [row[0] > 0.5 for row in prediction["outputs"]]
-    expected = [row[0] > 0.5 for row in rows["targets"]]
+    expected = [row[0] > 0.5 for row in targets]
     if predicted != expected:
-        raise FlowFailed(f"predictions {prediction['outputs']} do not match {rows['targets']}")
+        raise FlowFailed(f"predictions {prediction['outputs']} do not match {targets}")
     metrics = client.expect(200, "GET", "/metrics")
     succeeded = re.search(r'^backprop_jobs\{status="succeeded"\} (\S+)$', metrics, re.MULTILINE)
     if not succeeded or float(succeeded.group(1)) < 1:

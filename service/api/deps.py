@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.predictions import ModelCache
+from service.api.predictions import ModelCache, ModelResolver
 from service.config import Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,8 +33,6 @@ def get_read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-# Plain `async def`: FastAPI runs sync dependencies in its thread pool, a hand-off that
-# costs more than a small prediction.
 # The prediction routes call these directly rather than declaring dependencies: each
 # dependency costs FastAPI a resolution per request, a measurable share of a prediction.
 def read_sessions(request: Request) -> sessionmaker[Session]:
@@ -42,18 +40,20 @@ def read_sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-def model_cache(request: Request) -> ModelCache:
-    cache: ModelCache = request.app.state.model_cache
-    return cache
+def model_resolver(request: Request) -> ModelResolver:
+    return ModelResolver(request.app.state.model_cache, read_sessions(request))
 
 
+# Plain `async def`: FastAPI runs sync dependencies in its thread pool, a hand-off that
+# costs more than a small prediction.
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 async def get_model_cache(request: Request) -> ModelCache:
-    return model_cache(request)
+    cache: ModelCache = request.app.state.model_cache
+    return cache
 
 
 async def parse_body(request: Request, model: type[M]) -> M:

@@ -2,12 +2,12 @@
 Content-Length, the size of a network a request may make the service build, and the
 work and answer size of a prediction."""
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.problems import problem
 from service.config import Settings
 from service.core import NetworkSpec
-from service.errors import Invalid
+from service.errors import Invalid, TooLarge
 
 
 def check_parameter_count(settings: Settings, network: NetworkSpec) -> None:
@@ -52,11 +52,10 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _too_large(self) -> HTTPException:
-        return HTTPException(
-            413,
+    def _too_large(self) -> TooLarge:
+        return TooLarge(
             f"request body is larger than the limit of {self.max_bytes} bytes "
-            "(BACKPROP_MAX_BODY_BYTES)",
+            "(BACKPROP_MAX_BODY_BYTES)"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,29 +73,37 @@ class BodySizeLimit:
                 has_body = True
         received = 0
         body_pending = has_body
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received, body_pending
+            nonlocal received, body_pending, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    refused = True
                     raise self._too_large()
                 body_pending = message.get("more_body", False)
             return message
 
-        async def closing_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            if refused:
+                # The app's answer to the interrupted read is replaced: FastAPI turns any
+                # error but its own HTTPException into a 400 while it reads a body.
+                if message["type"] == "http.response.start":
+                    await self._refuse(scope, receive, send)
+                return
             if message["type"] == "http.response.start" and body_pending:
                 headers = [*message.get("headers", []), (b"connection", b"close")]
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, counting_receive, closing_send if has_body else send)
+        await self.app(scope, counting_receive, guarded_send if has_body else send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from service.api.problems import problem
-
-        response = problem(413, str(self._too_large().detail))
+        error = self._too_large()
+        # Sent from outside the exception handlers: the problem they write for the error.
+        response = problem(error.status, error.detail, error.errors)
         # Tell the client we will not read the rest of its body.
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

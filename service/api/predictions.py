@@ -1,14 +1,20 @@
-"""Loaded models, kept per process in a bounded LRU cache, and prediction bodies."""
+"""Loaded models, kept per process in a bounded LRU cache; the one resolver from a
+model name, version or alias (or a job's snapshot) to a loaded model; prediction bodies."""
 
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask
 
 from service.core import Model
+from service.db import jobs as job_queries
+from service.db import registry
 
 # How long a "latest version" or alias lookup is trusted before it is looked up again:
 # another process's new version or alias move shows about this soon; this process's own
@@ -48,10 +54,14 @@ class ModelCache:
                     self._models.popitem(last=False)
         return model
 
-    def recall(self, key: Hashable) -> int | None:
-        """The last version `key` resolved to, however old (see `claim_refresh`)."""
+    def recall(self, key: Hashable) -> tuple[int, bool] | None:
+        """The last version `key` resolved to, however old, and whether it is older than
+        RESOLVE_TTL_SECONDS (see `claim_refresh`)."""
         hit = self._resolved.get(key)
-        return None if hit is None else hit[1]
+        if hit is None:
+            return None
+        resolved_at, version = hit
+        return version, time.monotonic() - resolved_at >= RESOLVE_TTL_SECONDS
 
     def claim_refresh(self, key: Hashable) -> bool:
         """True for the one caller that should look `key` up again because its answer is
@@ -74,6 +84,88 @@ class ModelCache:
         with self._lock:
             self._resolved.pop((name, alias), None)
             self._refreshing.discard((name, alias))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A loaded model and its version. `refresh`, when set, is the background task for
+    the response: the "latest version" or alias it came from is due to be looked up again."""
+
+    model: Model
+    version: int
+    refresh: BackgroundTask | None = None
+
+
+class ModelResolver:
+    """Turns a model name and a version, an alias or neither (the latest) into a loaded
+    model, and a job id and snapshot epoch into one, through the process's model cache
+    and read-only sessions. Every prediction route resolves its model here."""
+
+    __slots__ = ("cache", "sessions")
+
+    def __init__(self, cache: ModelCache, sessions: sessionmaker[Session]) -> None:
+        self.cache = cache
+        self.sessions = sessions
+
+    async def model(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> Resolved:
+        """The model `name` at `version`, or at `alias`, or its latest version. A cached
+        model of a known version answers without the database or the thread pool: a
+        version never changes, and a "latest" or alias lookup is trusted, stale while it
+        is refreshed after the response, as `ModelCache` describes."""
+        if version is not None:
+            cached = self.cache.get((name, version))
+            if cached is not None:
+                return Resolved(cached, version)
+        else:
+            recalled = self.cache.recall((name, alias))
+            if recalled is not None:
+                remembered, stale = recalled
+                cached = self.cache.get((name, remembered))
+                if cached is not None:
+                    refresh = BackgroundTask(self._refresh, name, alias) if stale else None
+                    return Resolved(cached, remembered, refresh)
+        found, model = await run_in_threadpool(self._load, name, version, alias)
+        return Resolved(model, found)
+
+    async def snapshot(self, job_id: str, epoch: int | None) -> tuple[Model, int]:
+        """The job's model at snapshot `epoch` (None: the latest snapshot), and that epoch."""
+        return await run_in_threadpool(self._load_snapshot, job_id, epoch)
+
+    def _load(self, name: str, version: int | None, alias: str | None) -> tuple[int, Model]:
+        with self.sessions() as session:
+            found = registry.resolve_version(session, name, version, alias)
+            if version is None:
+                self.cache.remember((name, alias), found)
+            model = self.cache.load(
+                (name, found), lambda: registry.get_version(session, name, found).weights
+            )
+        return found, model
+
+    async def _refresh(self, name: str, alias: str | None) -> None:
+        # Claimed here, when the task runs, that is once the response was sent: a claim by
+        # a request that then failed (a prediction over a size limit) would never be
+        # refreshed, and would keep this process on a stale "latest" for good.
+        if self.cache.claim_refresh((name, alias)):
+            await run_in_threadpool(self._look_up_again, name, alias)
+
+    def _look_up_again(self, name: str, alias: str | None) -> None:
+        # A failed lookup (an alias deleted elsewhere) is forgotten, so the next request
+        # looks it up itself and gets the 404.
+        try:
+            with self.sessions() as session:
+                self.cache.remember(
+                    (name, alias), registry.resolve_version(session, name, None, alias)
+                )
+        except Exception:
+            self.cache.forget(name, alias)
+
+    def _load_snapshot(self, job_id: str, epoch: int | None) -> tuple[Model, int]:
+        with self.sessions() as session:
+            snapshot = job_queries.get_snapshot(session, job_id, epoch)
+            model = self.cache.load(("job", job_id, snapshot.epoch), lambda: snapshot.weights)
+        return model, snapshot.epoch
 
 
 # Below this many rows a prediction is cheaper than handing it to a thread.

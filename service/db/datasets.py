@@ -1,7 +1,7 @@
 """Dataset queries. Query functions never commit: the caller owns the transaction."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from sqlalchemy import select
@@ -41,6 +41,36 @@ def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
 def dataset_arrays(dataset: DatasetRow) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets of a stored dataset."""
     return npy_to_array(dataset.inputs), npy_to_array(dataset.targets)
+
+
+class Sample(TypedDict):
+    """One row of a dataset: its position, its inputs and its targets."""
+
+    index: int
+    inputs: list[float]
+    targets: list[float]
+
+
+def samples_page(
+    session: Session, dataset_id: str, limit: int, cursor: str | None
+) -> tuple[list[Sample], str | None]:
+    """The dataset's rows in order, from the one after the cursor's; returns the page and
+    the cursor of the next one."""
+    dataset = get_dataset(session, dataset_id)
+    start = 0
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, (int,))
+        # Keyset on the row index, as the other lists page on their keys: the rows after
+        # it, so a forged index before the first row starts at the first.
+        start = max(after + 1, 0)
+    inputs, targets = dataset_arrays(dataset)
+    stop = start + limit + 1
+    rows = zip(inputs[start:stop].tolist(), targets[start:stop].tolist(), strict=True)
+    samples: list[Sample] = [
+        {"index": index, "inputs": row_inputs, "targets": row_targets}
+        for index, (row_inputs, row_targets) in enumerate(rows, start)
+    ]
+    return page_of(samples, limit, lambda sample: [sample["index"]])
 
 
 def list_datasets(

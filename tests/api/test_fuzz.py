@@ -87,6 +87,7 @@ API_KEY = "fuzz-key"
 CURSOR = "`cursor` is opaque: only cursors the service issued are valid"
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
+    "GET /v1/datasets/{dataset_id}/rows": CURSOR,
     "GET /v1/jobs": CURSOR,
     "GET /v1/jobs/{job_id}/history": CURSOR,
     "GET /v1/jobs/{job_id}/snapshots": CURSOR,

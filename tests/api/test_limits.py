@@ -51,6 +51,47 @@ def create_dataset(client: TestClient, body: dict[str, Any] = XOR_DATASET) -> st
     return str(response.json()["id"])
 
 
+# ----- the body ---------------------------------------------------------------------------
+
+
+def streamed(size: int) -> Iterator[bytes]:
+    """`size` bytes of a JSON body sent without a Content-Length."""
+    yield b'{"inputs": ['
+    for _ in range(size // 1024 + 1):
+        yield b" " * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/v1/datasets", "announced"),
+        # FastAPI reads this body itself, and answers any error but its own while it
+        # reads one with a 400.
+        ("/v1/datasets", "streamed"),
+        # The predict routes read their bodies themselves.
+        ("/v1/models/any/predict", "streamed"),
+    ],
+)
+def test_a_body_above_the_limit_is_one_problem_whichever_way_it_arrives(
+    migrated_url: str, path: str, sent: str
+) -> None:
+    with limited(migrated_url, max_body_bytes=10_000) as client:
+        if sent == "announced":
+            response = client.post(path, content=b" " * 10_001)
+        else:
+            response = client.post(path, content=streamed(10_000))
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["connection"] == "close"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Payload too large",
+        "status": 413,
+        "detail": "request body is larger than the limit of 10000 bytes (BACKPROP_MAX_BODY_BYTES)",
+    }
+
+
 # ----- jobs -------------------------------------------------------------------------------
 
 

@@ -88,7 +88,12 @@ def test_csv_upload_creates_a_dataset_whose_last_columns_are_targets(client: Tes
     dataset = response.json()
     assert (dataset["n_samples"], dataset["n_features"], dataset["n_targets"]) == (4, 2, 1)
     rows = client.get(f"/v1/datasets/{dataset['id']}/rows").json()
-    assert rows == {"inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]], "targets": [[1], [0], [0], [1]]}
+    assert rows["items"] == [
+        {"index": 0, "inputs": [1, 1], "targets": [1]},
+        {"index": 1, "inputs": [-1, 1], "targets": [0]},
+        {"index": 2, "inputs": [1, -1], "targets": [0]},
+        {"index": 3, "inputs": [-1, -1], "targets": [1]},
+    ]
 
 
 def test_csv_upload_with_text_in_a_row_names_the_row(client: TestClient) -> None:
@@ -115,6 +120,42 @@ def test_datasets_are_listed_newest_first_across_pages(client: TestClient) -> No
     listed = [d["id"] for page in (first, second, third) for d in page["items"]]
     assert listed == ids[::-1]
     assert third["next_cursor"] is None
+
+
+def test_a_datasets_rows_are_paged_in_order_each_exactly_once(client: TestClient) -> None:
+    inputs = [[float(i), -float(i)] for i in range(7)]
+    targets = [[float(i % 2)] for i in range(7)]
+    dataset = client.post(
+        "/v1/datasets", json={"name": "seven", "inputs": inputs, "targets": targets}
+    ).json()
+    path = f"/v1/datasets/{dataset['id']}/rows"
+
+    pages = [client.get(path, params={"limit": 3}).json()]
+    while pages[-1]["next_cursor"] is not None and len(pages) < 5:
+        pages.append(
+            client.get(path, params={"limit": 3, "cursor": pages[-1]["next_cursor"]}).json()
+        )
+
+    assert [len(page["items"]) for page in pages] == [3, 3, 1]
+    rows = [row for page in pages for row in page["items"]]
+    assert [row["index"] for row in rows] == list(range(7))
+    assert [row["inputs"] for row in rows] == inputs
+    assert [row["targets"] for row in rows] == targets
+
+
+def test_datasets_rows_refuse_a_bad_cursor_and_a_limit_out_of_bounds(
+    client: TestClient,
+) -> None:
+    path = f"/v1/datasets/{client.post('/v1/datasets', json=XOR_DATASET).json()['id']}/rows"
+
+    for params, field in (
+        ({"cursor": "garbage"}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+    ):
+        response = client.get(path, params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert response.json()["errors"][0]["loc"] == ["query", field]
 
 
 def test_a_dataset_used_by_a_job_cannot_be_deleted_until_unused(client: TestClient) -> None:

@@ -3,12 +3,14 @@
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.openapi import link
+from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.problems import problem_responses
-from service.api.schemas import DatasetCreate, DatasetRead, DatasetRows, Page
+from service.api.samples import SampleRead
+from service.api.schemas import DatasetCreate, DatasetRead, Page
 from service.config import Settings
 from service.core.datasets import generate, parse_csv
 from service.core.errors import SpecError
@@ -16,12 +18,6 @@ from service.db import datasets as queries
 from service.errors import Invalid
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
-Cursor = Annotated[
-    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-]
-NEXT_CURSOR = "$response.body#/next_cursor"
 
 # Links: where a response's ids lead, for the docs and the stateful fuzz test.
 CREATED = {"dataset_id": "$response.body#/id"}
@@ -36,6 +32,13 @@ LIST_LINKS = {
     "NextPage": link("GET", "/v1/datasets", {"cursor": NEXT_CURSOR}),
     "GetDataset": link("GET", "/v1/datasets/{dataset_id}", FIRST),
     "GetDatasetRows": link("GET", "/v1/datasets/{dataset_id}/rows", FIRST),
+}
+ROWS_LINKS = {
+    "NextPage": link(
+        "GET",
+        "/v1/datasets/{dataset_id}/rows",
+        {"dataset_id": "$request.path.dataset_id", "cursor": NEXT_CURSOR},
+    ),
 }
 
 
@@ -140,13 +143,15 @@ def get_dataset(dataset_id: str, session: ReadSessionDep) -> Any:
 
 @router.get(
     "/{dataset_id}/rows",
-    response_model=DatasetRows,
-    responses=problem_responses(404),
+    response_model=Page[SampleRead],
+    responses={200: {"links": ROWS_LINKS}, **problem_responses(404, 422)},
     summary="Get a dataset's inputs and targets",
 )
-def get_rows(dataset_id: str, session: ReadSessionDep) -> Any:
-    inputs, targets = queries.dataset_arrays(queries.get_dataset(session, dataset_id))
-    return {"inputs": inputs.tolist(), "targets": targets.tolist()}
+def get_rows(
+    dataset_id: str, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Any:
+    items, next_cursor = queries.samples_page(session, dataset_id, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.delete(

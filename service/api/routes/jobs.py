@@ -3,7 +3,6 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
@@ -11,16 +10,15 @@ from service.api.deps import (
     SessionDep,
     SettingsDep,
     body_schema,
-    model_cache,
+    model_resolver,
     parse_body,
-    read_sessions,
 )
 from service.api.limits import check_parameter_count, check_prediction_size
 from service.api.openapi import link
+from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
-from service.api.routes.datasets import NEXT_CURSOR, Cursor, Limit
 from service.api.schemas import (
     MAX_STORED_INT,
     HistoryPoint,
@@ -258,15 +256,6 @@ def get_snapshot(
 )
 async def predict(job_id: str, request: Request) -> Any:
     body = await parse_body(request, JobPredictRequest)
-    sessions, cache = read_sessions(request), model_cache(request)
-
-    def load() -> tuple[int, Model]:
-        with sessions() as session:
-            snapshot = queries.get_snapshot(session, job_id, body.epoch)
-            return snapshot.epoch, cache.load(
-                ("job", job_id, snapshot.epoch), lambda: snapshot.weights
-            )
-
-    epoch, model = await run_in_threadpool(load)
+    model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
     check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
     return JSONResponse(await predict_off_loop(model, body.inputs, epoch=epoch))

@@ -3,25 +3,22 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from service.api.deps import (
     ModelCacheDep,
     ReadSessionDep,
     SessionDep,
     body_schema,
-    model_cache,
+    model_resolver,
     parse_body,
-    read_sessions,
 )
 from service.api.limits import check_prediction_size
 from service.api.openapi import link
+from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
-from service.api.routes.datasets import NEXT_CURSOR, Cursor, Limit
 from service.api.schemas import (
     MAX_STORED_INT,
     NAME_PATTERN,
@@ -195,39 +192,8 @@ async def predict(name: str, request: Request) -> Any:
     # The hot path: a cached model of a known version answers without the database, and
     # the route takes no dependencies (each costs FastAPI a resolution per request).
     body = await parse_body(request, PredictRequest)
-    sessions, cache = read_sessions(request), model_cache(request)
-
-    key = (name, body.alias)
-
-    def load() -> tuple[int, Model]:
-        with sessions() as session:
-            found = registry.resolve_version(session, name, body.version, body.alias)
-            if body.version is None:
-                cache.remember(key, found)
-            return found, cache.load(
-                (name, found), lambda: registry.get_version(session, name, found).weights
-            )
-
-    def refresh() -> None:
-        # After the response: a failed lookup (an alias deleted elsewhere) is forgotten,
-        # so the next request looks it up itself and gets the 404.
-        try:
-            with sessions() as session:
-                cache.remember(key, registry.resolve_version(session, name, None, body.alias))
-        except Exception:
-            cache.forget(name, body.alias)
-
-    version = body.version or cache.recall(key)
-    cached = cache.get((name, version)) if version else None
-    if version is not None and cached is not None:
-        model = cached
-    else:
-        version, model = await run_in_threadpool(load)
-    check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
-    reference = {"name": name, "version": version}
-    response = JSONResponse(await predict_off_loop(model, body.inputs, model=reference))
-    # Claimed only once the prediction succeeded: a claimed refresh that never runs (the
-    # request failed) would keep this process on a stale "latest" for good.
-    if cached is not None and body.version is None and cache.claim_refresh(key):
-        response.background = BackgroundTask(refresh)
-    return response
+    resolved = await model_resolver(request).model(name, version=body.version, alias=body.alias)
+    check_prediction_size(request.app.state.settings, resolved.model.spec, len(body.inputs))
+    reference = {"name": name, "version": resolved.version}
+    prediction = await predict_off_loop(resolved.model, body.inputs, model=reference)
+    return JSONResponse(prediction, background=resolved.refresh)
