@@ -1,8 +1,9 @@
 """Request and response bodies: `XCreate` in, `XRead` out, `Page[X]` for lists; one module
 per resource.
 
-Choices (activations, losses, ...) come from the core's tables, so adding one there
-adds it here and to the OpenAPI page.
+Choices (activations, losses, ...) come from the core's tables and the specs' defaults and
+bounds from the core's spec (`service.core.spec`), so a change there shows here and on the
+OpenAPI page.
 """
 
 from service.api.schemas.common import (
@@ -59,7 +60,6 @@ from service.api.schemas.problems import (
 from service.api.schemas.specs import (
     EXAMPLE_NETWORK,
     EXAMPLE_TRAINING,
-    MAX_LAYER_WIDTH,
     LayerParameters,
     LayerParametersRead,
     NetworkSpecIn,
@@ -77,7 +77,6 @@ from service.api.schemas.trace import (
 __all__ = [
     "EXAMPLE_NETWORK",
     "EXAMPLE_TRAINING",
-    "MAX_LAYER_WIDTH",
     "MAX_STORED_INT",
     "NAME_PATTERN",
     "AliasSet",

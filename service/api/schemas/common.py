@@ -52,9 +52,14 @@ def _integral_float_to_int(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-# An integer in a request body: JSON Schema's integers include 1.0, which strict models
-# (see `Input`) would refuse; booleans and strings stay refused.
-Integer = Annotated[int, BeforeValidator(_integral_float_to_int)]
+# JSON Schema's integers include 1.0, which strict models (see `Input`) would refuse;
+# booleans and strings stay refused. Bounds go before it, on the int itself
+# (`Annotated[int, Field(ge=1), FROM_WHOLE_FLOAT]`): put after it, on a list's items or on
+# a nullable integer, pydantic still checks them but writes them into the JSON Schema as
+# `ge`/`le`, which JSON Schema does not know, instead of `minimum`/`maximum`.
+FROM_WHOLE_FLOAT = BeforeValidator(_integral_float_to_int)
+# An integer in a request body.
+Integer = Annotated[int, FROM_WHOLE_FLOAT]
 Row = Annotated[list[float], Field(min_length=1)]
 Rows = Annotated[list[Row], Field(min_length=1)]
 

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from service.api.schemas.common import GeneratorKind, Input, Integer, Output, Rows
+from service.core.spec import MAX_SEED
 
 
 class GeneratorSpec(Input):
@@ -18,7 +19,7 @@ class GeneratorSpec(Input):
     kind: GeneratorKind
     n_samples: Integer = Field(200, ge=2)
     noise: float = Field(0.0, ge=0, le=10)
-    seed: Integer = Field(0, ge=0, le=2**32 - 1)
+    seed: Integer = Field(0, ge=0, le=MAX_SEED)
     n_classes: Integer = Field(
         2, ge=2, le=20, description="More than 2 for spiral and gaussian only."
     )

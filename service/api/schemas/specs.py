@@ -1,12 +1,13 @@
 """Network and training specs, and explicit parameters (weights and biases by layer)."""
 
-from typing import Annotated
+from dataclasses import MISSING
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
 from service.api.schemas.common import (
-    MAX_STORED_INT,
+    FROM_WHOLE_FLOAT,
     DType,
     HiddenActivation,
     Initializer,
@@ -20,8 +21,7 @@ from service.api.schemas.common import (
     ScheduleName,
     UpdateRule,
 )
-
-MAX_LAYER_WIDTH = 4096
+from service.core.spec import Bounds, NetworkSpec, TrainingSpec, spec_fields
 
 # The 2-8-1 tanh network that learns XOR: the example wherever a spec appears.
 EXAMPLE_NETWORK: JsonDict = {
@@ -42,47 +42,82 @@ EXAMPLE_TRAINING: JsonDict = {
 }
 
 
+def core_field(spec: type, name: str, **extra: Any) -> Any:
+    """The pydantic `Field` of `spec.name` with the default and bounds the core declares:
+    they live in service.core.spec alone, descriptions and examples here. A list's bounds
+    are its items' and a nullable integer's its non-null values': both go on the type, with
+    `core_bounds`."""
+    declared = spec_fields(spec)[name]
+    default = ... if declared.default is MISSING else declared.default
+    length: Bounds | None = declared.metadata.get("length")
+    if length is not None:
+        extra.update(min_length=length.ge, max_length=length.le)
+    elif declared.type != int | None:
+        extra.update(declared.metadata["bounds"].as_dict())
+    return Field(default, **extra)
+
+
+def core_bounds(spec: type, name: str) -> Any:
+    """The bounds the core declares for `spec.name`, for a list's item type or a nullable
+    field's non-null type: `Annotated[int, core_bounds(...), FROM_WHOLE_FLOAT] | None`."""
+    bounds: dict[str, Any] = spec_fields(spec)[name].metadata["bounds"].as_dict()
+    return Field(**bounds)
+
+
+LayerWidth = Annotated[int, core_bounds(NetworkSpec, "layers"), FROM_WHOLE_FLOAT]
+BatchSize = Annotated[int, core_bounds(TrainingSpec, "batch_size"), FROM_WHOLE_FLOAT]
+Patience = Annotated[int, core_bounds(TrainingSpec, "early_stopping_patience"), FROM_WHOLE_FLOAT]
+
+
 class NetworkSpecIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_NETWORK]})
 
-    layers: list[Annotated[Integer, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
-        min_length=2,
-        max_length=32,
+    layers: list[LayerWidth] = core_field(
+        NetworkSpec,
+        "layers",
         description="Every layer's width, input and output included.",
         examples=[[2, 8, 1]],
     )
-    hidden_activation: HiddenActivation = "relu"
-    output_activation: OutputActivation = "identity"
-    init: Initializer = Field("normal", description="`normal` is the notebook's standard normal.")
+    hidden_activation: HiddenActivation = core_field(NetworkSpec, "hidden_activation")
+    output_activation: OutputActivation = core_field(NetworkSpec, "output_activation")
+    init: Initializer = core_field(
+        NetworkSpec, "init", description="`normal` is the notebook's standard normal."
+    )
+
+
+def _training(name: str, **extra: Any) -> Any:
+    return core_field(TrainingSpec, name, **extra)
 
 
 class TrainingSpecIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_TRAINING]})
 
-    loss: Loss = "mse"
-    optimizer: OptimizerName = "sgd"
-    learning_rate: float = Field(0.01, gt=0, le=100)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    epsilon: float = Field(1e-8, gt=0, le=1)
-    lr_schedule: ScheduleName = "constant"
-    lr_decay: float = Field(0.5, gt=0, le=100)
-    lr_decay_every: Integer = Field(100, ge=1)
-    l2: float = Field(0.0, ge=0, le=100)
-    epochs: Integer = Field(100, ge=1, le=MAX_STORED_INT)
-    batch_size: Integer | None = Field(1, ge=1, description="1 is per sample; null is full batch.")
-    shuffle: bool = True
-    seed: Integer = Field(0, ge=0, le=2**32 - 1)
-    update_rule: UpdateRule = Field(
-        "standard",
+    loss: Loss = _training("loss")
+    optimizer: OptimizerName = _training("optimizer")
+    learning_rate: float = _training("learning_rate")
+    momentum: float = _training("momentum")
+    beta1: float = _training("beta1")
+    beta2: float = _training("beta2")
+    epsilon: float = _training("epsilon")
+    lr_schedule: ScheduleName = _training("lr_schedule")
+    lr_decay: float = _training("lr_decay")
+    lr_decay_every: Integer = _training("lr_decay_every")
+    l2: float = _training("l2")
+    epochs: Integer = _training("epochs")
+    batch_size: BatchSize | None = _training(
+        "batch_size", description="1 is per sample; null is full batch."
+    )
+    shuffle: bool = _training("shuffle")
+    seed: Integer = _training("seed")
+    update_rule: UpdateRule = _training(
+        "update_rule",
         description="`dirty` propagates each layer's error through the already updated "
         "weights above it, as the notebook does.",
     )
-    validation_split: float = Field(0.0, ge=0, lt=1)
-    early_stopping_patience: Integer | None = Field(None, ge=1)
-    early_stopping_min_delta: float = Field(0.0, ge=0)
-    dtype: DType = "float64"
+    validation_split: float = _training("validation_split")
+    early_stopping_patience: Patience | None = _training("early_stopping_patience")
+    early_stopping_min_delta: float = _training("early_stopping_min_delta")
+    dtype: DType = _training("dtype")
 
 
 class LayerParameters(Input):

@@ -3,7 +3,13 @@
 from pydantic import ConfigDict, Field
 
 from service.api.schemas.common import Input, Loss, Output, Row, UpdateRule
-from service.api.schemas.specs import LayerParametersRead, NetworkSpecIn, ParametersIn
+from service.api.schemas.specs import (
+    LayerParametersRead,
+    NetworkSpecIn,
+    ParametersIn,
+    core_field,
+)
+from service.core.spec import TrainingSpec
 
 
 class TraceRequest(Input):
@@ -36,7 +42,7 @@ class TraceRequest(Input):
     input: Row
     target: Row
     loss: Loss = "mse"
-    learning_rate: float = Field(0.01, gt=0, le=100)
+    learning_rate: float = core_field(TrainingSpec, "learning_rate")
     update_rule: UpdateRule = "standard"
 
 
