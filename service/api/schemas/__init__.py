@@ -29,6 +29,9 @@ from service.api.schemas.common import (
 )
 from service.api.schemas.datasets import (
     DatasetCreate,
+    DatasetFromGenerator,
+    DatasetFromRows,
+    DatasetName,
     DatasetRead,
     DatasetRows,
     GeneratorSpec,
@@ -83,6 +86,9 @@ __all__ = [
     "BackwardValues",
     "DType",
     "DatasetCreate",
+    "DatasetFromGenerator",
+    "DatasetFromRows",
+    "DatasetName",
     "DatasetRead",
     "DatasetRows",
     "ErrorItem",

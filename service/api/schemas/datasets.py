@@ -1,12 +1,14 @@
 """Datasets: created from rows or a generator, read back with their rows."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from service.api.schemas.common import GeneratorKind, Input, Integer, Output, Rows
 from service.core.spec import MAX_SEED
+
+DatasetName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class GeneratorSpec(Input):
@@ -25,8 +27,9 @@ class GeneratorSpec(Input):
     )
 
 
-class DatasetCreate(Input):
-    """Either `inputs` and `targets`, or a `generator`."""
+class DatasetFromRows(Input):
+    """A dataset from explicit rows: as many `targets` rows as `inputs` rows, each list's
+    rows all of one width."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -35,28 +38,65 @@ class DatasetCreate(Input):
                     "name": "xor",
                     "inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]],
                     "targets": [[1], [0], [0], [1]],
-                },
-                {
-                    "name": "moons",
-                    "generator": {"kind": "moons", "n_samples": 500, "noise": 0.1, "seed": 0},
-                },
+                }
             ]
         }
     )
 
-    name: str = Field(min_length=1, max_length=200)
-    inputs: Rows | None = None
-    targets: Rows | None = None
-    generator: GeneratorSpec | None = None
+    name: DatasetName
+    inputs: Rows
+    targets: Rows
+    # So a route reads `body.generator` of either kind of body.
+    generator: ClassVar[None] = None
 
-    @model_validator(mode="after")
-    def _one_source(self) -> "DatasetCreate":
-        rows = self.inputs is not None or self.targets is not None
-        if rows == (self.generator is not None):
+
+class DatasetFromGenerator(Input):
+    """A generated dataset."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "moons",
+                    "generator": {"kind": "moons", "n_samples": 500, "noise": 0.1, "seed": 0},
+                }
+            ]
+        }
+    )
+
+    name: DatasetName
+    generator: GeneratorSpec
+    inputs: ClassVar[None] = None
+    targets: ClassVar[None] = None
+
+
+def _source(body: Any) -> str:
+    return "generator" if isinstance(body, DatasetFromGenerator) else "rows"
+
+
+def _one_source(body: Any) -> Any:
+    """The body validated as the kind its keys say, so errors name the body's own fields
+    (a tagged union would put the tag in front of them)."""
+    if isinstance(body, dict):
+        rows = "inputs" in body or "targets" in body
+        if rows == ("generator" in body):
             raise ValueError("give either inputs and targets, or a generator")
-        if rows and (self.inputs is None or self.targets is None):
-            raise ValueError("inputs and targets go together")
-        return self
+        if not rows:
+            return DatasetFromGenerator.model_validate(body)
+    return DatasetFromRows.model_validate(body)
+
+
+# Either `inputs` and `targets`, or a `generator`: a `oneOf` in the JSON Schema.
+DatasetCreate = Annotated[
+    Annotated[DatasetFromRows, Tag("rows")] | Annotated[DatasetFromGenerator, Tag("generator")],
+    Discriminator(_source),
+    BeforeValidator(_one_source),
+    Field(
+        title="DatasetCreate",
+        description="Either `inputs` and `targets`, or a `generator`. The size limits "
+        "(BACKPROP_MAX_DATASET_ROWS, BACKPROP_MAX_FEATURES) are the server's settings.",
+    ),
+]
 
 
 class DatasetRead(Output):

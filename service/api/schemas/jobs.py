@@ -17,6 +17,11 @@ from service.db.models import JobStatus
 
 
 class JobCreate(Input):
+    """Rules between fields and with the data, checked beyond this schema: the loss must fit
+    the output activation, the network the dataset's widths and the loss its targets; the
+    size limits (BACKPROP_MAX_EPOCHS, BACKPROP_MAX_PARAMETERS, ...) are the server's
+    settings."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -1,17 +1,30 @@
 """Predictions, with a registered model or with a job's snapshot."""
 
+from typing import Annotated
+
 from pydantic import ConfigDict, Field, model_validator
 
-from service.api.schemas.common import MAX_STORED_INT, Input, Integer, Name, Output, Rows
+from service.api.schemas.common import (
+    FROM_WHOLE_FLOAT,
+    MAX_STORED_INT,
+    Input,
+    Name,
+    Output,
+    Rows,
+)
+
+Version = Annotated[int, Field(ge=1, le=MAX_STORED_INT), FROM_WHOLE_FLOAT]
+Epoch = Annotated[int, Field(ge=0, le=MAX_STORED_INT), FROM_WHOLE_FLOAT]
 
 
 class PredictRequest(Input):
+    """`version` or `alias`, not both (a rule between fields, left out of the JSON Schema);
+    `inputs` rows as wide as the model's input."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[1, 1], [-1, 1]]}]})
 
     inputs: Rows
-    version: Integer | None = Field(
-        None, ge=1, le=MAX_STORED_INT, description="A version number; default the latest."
-    )
+    version: Version | None = Field(None, description="A version number; default the latest.")
     alias: Name | None = Field(None, description="An alias such as `production`.")
 
     @model_validator(mode="after")
@@ -22,12 +35,12 @@ class PredictRequest(Input):
 
 
 class JobPredictRequest(Input):
+    """`inputs` rows as wide as the model's input."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[1, 1]], "epoch": 50}]})
 
     inputs: Rows
-    epoch: Integer | None = Field(
-        None, ge=0, le=MAX_STORED_INT, description="A snapshot epoch; default the latest."
-    )
+    epoch: Epoch | None = Field(None, description="A snapshot epoch; default the latest.")
 
 
 class ModelRef(Output):

@@ -13,6 +13,9 @@ from service.core.spec import TrainingSpec
 
 
 class TraceRequest(Input):
+    """Rules between fields, checked beyond this schema: the loss must fit the output
+    activation, and the parameters the network's layer shapes."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
