@@ -88,6 +88,7 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
 
 @router.post(
     "/csv",
+    operation_id="create_dataset_from_csv",
     status_code=201,
     response_model=DatasetRead,
     responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
@@ -140,6 +141,7 @@ def get_dataset(dataset_id: str, session: ReadSessionDep) -> Any:
 
 @router.get(
     "/{dataset_id}/rows",
+    operation_id="get_dataset_rows",
     response_model=DatasetRows,
     responses=problem_responses(404),
     summary="Get a dataset's inputs and targets",

@@ -80,3 +80,11 @@ class Page(Output, Generic[T]):
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` for the next page; null on the last page."
     )
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`Page[DatasetRead]` is titled `DatasetPage` (service.api.openapi files it under
+        that name, not pydantic's `Page_DatasetRead_`), and so named in generated clients."""
+        (item,) = params
+        name: str = item.__name__
+        return name.removesuffix("Read") + "Page"
