@@ -77,6 +77,8 @@ def _source(body: Any) -> str:
 def _one_source(body: Any) -> Any:
     """The body validated as the kind its keys say, so errors name the body's own fields
     (a tagged union would put the tag in front of them)."""
+    if isinstance(body, DatasetFromRows | DatasetFromGenerator):
+        return body
     if isinstance(body, dict):
         rows = "inputs" in body or "targets" in body
         if rows == ("generator" in body):
