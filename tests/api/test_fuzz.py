@@ -104,7 +104,7 @@ CROSS_FIELD_422 = {
     "POST /v1/trace": "the loss must fit the output activation and the parameters the "
     "network's layer shapes",
     "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,
-    "POST /v1/models/{name}/predict": f"{PREDICTION_ROWS}; version or alias, not both",
+    "POST /v1/models/{name}/predict": PREDICTION_ROWS,
 }
 # Every check schemathesis has but the timed one, by the name its config gives it.
 CHECKS = [

@@ -1,12 +1,16 @@
 """The OpenAPI page is a usable explorer and a good source for generated clients:
 operation ids and schema names chosen, examples everywhere, errors declared."""
 
+import json
 import re
 from typing import Any
 
+import jsonschema_rs
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
 
 from service.api.app import create_app
+from service.api.schemas import PredictRequest
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 PASCAL_CASE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -148,3 +152,26 @@ def test_docs_and_schema_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "Backprop Service"
+
+
+def test_version_or_alias_not_both_is_in_the_schema_as_the_model_checks_it() -> None:
+    predict = jsonschema_rs.validator_for(component(openapi(), "PredictRequest"))
+    cases: list[dict[str, Any]] = [
+        {"inputs": [[1]], "version": 1, "alias": "production"},
+        {"inputs": [[1]], "version": 1, "alias": None},
+        {"inputs": [[1]], "version": None, "alias": "production"},
+        {"inputs": [[1]], "alias": "production"},
+        {"inputs": [[1]]},
+    ]
+
+    answers = [(predict.is_valid(body), accepts(PredictRequest, body)) for body in cases]
+
+    assert answers == [(False, False)] + [(True, True)] * 4
+
+
+def accepts(model: type[BaseModel], body: dict[str, Any]) -> bool:
+    try:
+        model.model_validate_json(json.dumps(body))
+    except ValidationError:
+        return False
+    return True

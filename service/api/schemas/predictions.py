@@ -18,10 +18,19 @@ Epoch = Annotated[int, Field(ge=0, le=MAX_STORED_INT), FROM_WHOLE_FLOAT]
 
 
 class PredictRequest(Input):
-    """`version` or `alias`, not both (a rule between fields, left out of the JSON Schema);
-    `inputs` rows as wide as the model's input."""
+    """`version` or `alias`, not both; `inputs` rows as wide as the model's input (the
+    model's, so checked beyond this schema)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[1, 1], [-1, 1]]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"inputs": [[1, 1], [-1, 1]]}],
+            # `_one_selector`'s rule: not a version and an alias (null is neither).
+            "not": {
+                "required": ["version", "alias"],
+                "properties": {"version": {"type": "integer"}, "alias": {"type": "string"}},
+            },
+        }
+    )
 
     inputs: Rows
     version: Version | None = Field(None, description="A version number; default the latest.")
