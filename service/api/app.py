@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service.api import auth, openapi, problems
 from service.api.limits import BodySizeLimit
@@ -28,6 +29,13 @@ A first run: `POST /v1/datasets` with `{"name": "xor", "generator": {"kind": "xo
 `GET /v1/jobs/{id}` until `succeeded`, and `POST /v1/models/{name}/predict`.
 Errors are `application/problem+json` and name the field at fault.
 """
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operation id is its function's name (`create_job`), or the `operation_id`
+    it declares where that would collide or read badly: generated clients name their
+    functions after it. FastAPI's default appends the path and method."""
+    return route.name
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -80,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        generate_unique_id_function=operation_id,
     )
     registry = new_registry()
     app.state.metrics_registry = registry

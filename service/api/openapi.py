@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from service.api.problems import PROBLEM_JSON
 
 NULL = {"type": "null"}
+COMPONENTS = "#/components/schemas/"
+FORM_PREFIX = "Body_"
 
 
 def link(
@@ -35,9 +37,12 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         # FastAPI's schema, cached until routes change; the corrections are idempotent.
         schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
         for operation in _operations(schema):
             _problems_as_problem_json(operation)
             _optional_parameters_not_null(operation)
+            _request_body_as_component(operation, components)
+        _components_named_by_title(schema, components)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -55,6 +60,58 @@ def _problems_as_problem_json(operation: dict[str, Any]) -> None:
         content = response.get("content", {})
         if PROBLEM_JSON in content and "application/json" in content:
             content[PROBLEM_JSON] = content.pop("application/json")
+
+
+def _request_body_as_component(operation: dict[str, Any], components: dict[str, Any]) -> None:
+    """A body declared inline (`openapi_extra`, a union of models) goes into the components
+    under its title, as FastAPI files the models it reads itself: a generated client then
+    names it after the model (`PredictRequest`), not after the operation's path."""
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        body = content.get("schema", {})
+        if not body or "$ref" in body:
+            continue
+        name = body["title"]
+        # pydantic's `#/$defs/X`, in a schema of its own, is the document's component X.
+        definitions = body.pop("$defs", {})
+        local = {f"#/$defs/{defined}": f"{COMPONENTS}{defined}" for defined in definitions}
+        for defined, definition in definitions.items():
+            components.setdefault(defined, _refs_renamed(definition, local))
+        components[name] = _refs_renamed(body, local)
+        content["schema"] = {"$ref": f"{COMPONENTS}{name}"}
+
+
+def _components_named_by_title(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """Each schema filed under its title, the name a generated client gives it: pydantic
+    files `Page[DatasetRead]` as `Page_DatasetRead_` whatever its title (`DatasetPage`), and
+    FastAPI a form body as `Body_<operation id>` (it becomes `<OperationId>Form`)."""
+    renames = {}
+    for name, component in components.items():
+        if name.startswith(FORM_PREFIX):
+            words = name.removeprefix(FORM_PREFIX).split("_")
+            component["title"] = "".join(word.capitalize() for word in words) + "Form"
+        title = component.get("title", name)
+        if title != name:
+            assert title not in components, f"two schemas are titled {title}"
+            renames[f"{COMPONENTS}{name}"] = f"{COMPONENTS}{title}"
+    if not renames:
+        return
+    for ref, renamed in renames.items():
+        components[renamed.removeprefix(COMPONENTS)] = components.pop(ref.removeprefix(COMPONENTS))
+    schema.update(_refs_renamed(schema, renames))
+
+
+def _refs_renamed(schema: Any, renames: dict[str, str]) -> Any:
+    """`schema` with every `$ref` found in `renames` replaced."""
+    if isinstance(schema, dict):
+        return {
+            key: renames.get(value, value)
+            if key == "$ref" and isinstance(value, str)
+            else _refs_renamed(value, renames)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_refs_renamed(item, renames) for item in schema]
+    return schema
 
 
 def _optional_parameters_not_null(operation: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@ worker all reject the same things with the same field names.
 """
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, fields
+from dataclasses import field as dataclass_field
 from itertools import pairwise
 from typing import Any
 
@@ -19,6 +20,66 @@ from .schedules import SCHEDULES
 
 UPDATE_RULES = ("standard", "dirty")
 DTYPES = ("float64", "float32")
+
+MAX_LAYERS = 32
+MAX_LAYER_WIDTH = 4096
+# Epochs are stored in 32-bit signed integer columns; seeds are those NumPy's legacy
+# seeding and most other tools take too.
+MAX_EPOCHS = 2**31 - 1
+MAX_SEED = 2**32 - 1
+
+
+def _text(number: float) -> str:
+    """2147483647 as such, not 2.14748e+09; 1e-08 and 0.999 as `:g` writes them."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else f"{number:g}"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Limits on a number, named as in JSON Schema's and pydantic's `gt`, `ge`, `lt`, `le`:
+    greater than, at least, less than, at most. None is no limit."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """The limits that are set, by name: `{"gt": 0, "le": 100}`."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    def check(self, number: float, field: str) -> None:
+        if self.gt is not None and not number > self.gt:
+            raise SpecError(field, f"must be greater than {_text(self.gt)}, got {_text(number)}")
+        if self.ge is not None and not number >= self.ge:
+            raise SpecError(field, f"must be at least {_text(self.ge)}, got {_text(number)}")
+        if self.lt is not None and not number < self.lt:
+            raise SpecError(field, f"must be less than {_text(self.lt)}, got {_text(number)}")
+        if self.le is not None and not number <= self.le:
+            raise SpecError(field, f"must be at most {_text(self.le)}, got {_text(number)}")
+
+
+def spec_field(
+    default: Any = MISSING,
+    *,
+    choices: Iterable[str] | None = None,
+    length: Bounds | None = None,
+    **bounds: float,
+) -> Any:
+    """A spec field's default, its choices or its bounds (of each item, for a list; `length`
+    bounds the list's length), declared once: `from_dict` checks them and the API's
+    schemas and their JSON Schema are built from them."""
+    metadata: dict[str, Any] = {"bounds": Bounds(**bounds)}
+    if choices is not None:
+        metadata["choices"] = tuple(sorted(choices))
+    if length is not None:
+        metadata["length"] = length
+    return dataclass_field(default=default, metadata=metadata)
+
+
+def spec_fields(spec: type) -> dict[str, Field[Any]]:
+    """A spec dataclass's fields by name."""
+    return {f.name: f for f in fields(spec)}
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
@@ -35,11 +96,10 @@ def _choice(value: Any, choices: Any, field: str) -> str:
     return str(value)
 
 
-def _integer(value: Any, field: str, minimum: int) -> int:
+def _integer(value: Any, field: str, bounds: Bounds) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(field, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(field, f"must be at least {minimum}, got {value}")
+    bounds.check(value, field)
     return value
 
 
@@ -50,49 +110,68 @@ def _number(
     above: float | None = None,
     at_least: float | None = None,
     below: float | None = None,
+    bounds: Bounds = Bounds(),
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(field, f"must be a number, got {value!r}")
     number = float(value)
     if not math.isfinite(number):
         raise SpecError(field, "must be finite")
-    if above is not None and number <= above:
-        raise SpecError(field, f"must be greater than {above:g}, got {number:g}")
-    if at_least is not None and number < at_least:
-        raise SpecError(field, f"must be at least {at_least:g}, got {number:g}")
-    if below is not None and number >= below:
-        raise SpecError(field, f"must be less than {below:g}, got {number:g}")
+    Bounds(gt=above, ge=at_least, lt=below).check(number, field)
+    bounds.check(number, field)
     return number
+
+
+def _value(declared: Field[Any], value: Any, field: str) -> Any:
+    """`value` checked against the declared field's type, choices and bounds; null only
+    where the type allows it."""
+    if value is None and declared.type == int | None:
+        return None
+    choices = declared.metadata.get("choices")
+    if choices is not None:
+        return _choice(value, choices, field)
+    bounds = declared.metadata["bounds"]
+    kind = declared.type
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise SpecError(field, f"must be true or false, got {value!r}")
+        return value
+    if kind in (int, int | None):
+        return _integer(value, field, bounds)
+    return _number(value, field, bounds=bounds)
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
     """Layer widths (input and output included), activations and initializer."""
 
-    layers: tuple[int, ...]
-    hidden_activation: str = "relu"
-    output_activation: str = "identity"
-    init: str = "normal"
+    layers: tuple[int, ...] = spec_field(
+        length=Bounds(ge=2, le=MAX_LAYERS), ge=1, le=MAX_LAYER_WIDTH
+    )
+    hidden_activation: str = spec_field("relu", choices=HIDDEN)
+    output_activation: str = spec_field("identity", choices=OUTPUT)
+    init: str = spec_field("normal", choices=INITIALIZERS)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "network") -> "NetworkSpec":
-        _check_keys(data, {"layers", "hidden_activation", "output_activation", "init"}, prefix)
+        specified = spec_fields(cls)
+        _check_keys(data, set(specified), prefix)
         if "layers" not in data:
             raise SpecError(f"{prefix}.layers", "is required")
         layers = data["layers"]
-        if not isinstance(layers, list | tuple) or len(layers) < 2:
+        length: Bounds = specified["layers"].metadata["length"]
+        if not isinstance(layers, list | tuple) or len(layers) < (length.ge or 0):
             raise SpecError(f"{prefix}.layers", "must list at least an input and an output width")
-        widths = tuple(_integer(w, f"{prefix}.layers[{i}]", 1) for i, w in enumerate(layers))
-        spec = cls(
-            layers=widths,
-            hidden_activation=_choice(
-                data.get("hidden_activation", "relu"), HIDDEN, f"{prefix}.hidden_activation"
-            ),
-            output_activation=_choice(
-                data.get("output_activation", "identity"), OUTPUT, f"{prefix}.output_activation"
-            ),
-            init=_choice(data.get("init", "normal"), INITIALIZERS, f"{prefix}.init"),
-        )
+        if length.le is not None and len(layers) > length.le:
+            raise SpecError(f"{prefix}.layers", f"must list at most {length.le:g} widths")
+        width = specified["layers"].metadata["bounds"]
+        widths = tuple(_integer(w, f"{prefix}.layers[{i}]", width) for i, w in enumerate(layers))
+        values = {
+            name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
+            for name, f in specified.items()
+            if name != "layers"
+        }
+        spec = cls(layers=widths, **values)
         if spec.output_activation == "softmax" and widths[-1] < 2:
             raise SpecError(f"{prefix}.output_activation", "softmax needs at least 2 outputs")
         return spec
@@ -119,70 +198,39 @@ class NetworkSpec:
 class TrainingSpec:
     """Loss, optimizer and its hyper-parameters, schedule, batching and stopping rules."""
 
-    loss: str = "mse"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    lr_schedule: str = "constant"
-    lr_decay: float = 0.5
-    lr_decay_every: int = 100
-    l2: float = 0.0
-    epochs: int = 100
-    batch_size: int | None = 1
-    shuffle: bool = True
-    seed: int = 0
-    update_rule: str = "standard"
-    validation_split: float = 0.0
-    early_stopping_patience: int | None = None
-    early_stopping_min_delta: float = 0.0
-    dtype: str = "float64"
+    loss: str = spec_field("mse", choices=LOSSES)
+    optimizer: str = spec_field("sgd", choices=OPTIMIZERS)
+    # No upper bound: a rate that diverges is stopped and reported by the trainer (see
+    # tests/core/test_spec_errors.py), so the CLI can show what 1e6 does. The caps below are
+    # the ones the API has always had, now the CLI's and the worker's too.
+    learning_rate: float = spec_field(0.01, gt=0)
+    momentum: float = spec_field(0.9, ge=0, lt=1)
+    beta1: float = spec_field(0.9, ge=0, lt=1)
+    beta2: float = spec_field(0.999, ge=0, lt=1)
+    epsilon: float = spec_field(1e-8, gt=0, le=1)
+    lr_schedule: str = spec_field("constant", choices=SCHEDULES)
+    lr_decay: float = spec_field(0.5, gt=0, le=100)
+    lr_decay_every: int = spec_field(100, ge=1)
+    l2: float = spec_field(0.0, ge=0, le=100)
+    epochs: int = spec_field(100, ge=1, le=MAX_EPOCHS)
+    batch_size: int | None = spec_field(1, ge=1)
+    shuffle: bool = spec_field(True)
+    seed: int = spec_field(0, ge=0, le=MAX_SEED)
+    update_rule: str = spec_field("standard", choices=UPDATE_RULES)
+    validation_split: float = spec_field(0.0, ge=0, lt=1)
+    early_stopping_patience: int | None = spec_field(None, ge=1)
+    early_stopping_min_delta: float = spec_field(0.0, ge=0)
+    dtype: str = spec_field("float64", choices=DTYPES)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "training") -> "TrainingSpec":
-        _check_keys(data, set(cls.__dataclass_fields__), prefix)
-        defaults = cls()
-
-        def get(key: str) -> Any:
-            return data.get(key, getattr(defaults, key))
-
-        def field(key: str) -> str:
-            return f"{prefix}.{key}"
-
-        batch_size = get("batch_size")
-        patience = get("early_stopping_patience")
-        shuffle = get("shuffle")
-        if not isinstance(shuffle, bool):
-            raise SpecError(field("shuffle"), f"must be true or false, got {shuffle!r}")
+        specified = spec_fields(cls)
+        _check_keys(data, set(specified), prefix)
         return cls(
-            loss=_choice(get("loss"), LOSSES, field("loss")),
-            optimizer=_choice(get("optimizer"), OPTIMIZERS, field("optimizer")),
-            learning_rate=_number(get("learning_rate"), field("learning_rate"), above=0),
-            momentum=_number(get("momentum"), field("momentum"), at_least=0, below=1),
-            beta1=_number(get("beta1"), field("beta1"), at_least=0, below=1),
-            beta2=_number(get("beta2"), field("beta2"), at_least=0, below=1),
-            epsilon=_number(get("epsilon"), field("epsilon"), above=0),
-            lr_schedule=_choice(get("lr_schedule"), SCHEDULES, field("lr_schedule")),
-            lr_decay=_number(get("lr_decay"), field("lr_decay"), above=0),
-            lr_decay_every=_integer(get("lr_decay_every"), field("lr_decay_every"), 1),
-            l2=_number(get("l2"), field("l2"), at_least=0),
-            epochs=_integer(get("epochs"), field("epochs"), 1),
-            batch_size=None if batch_size is None else _integer(batch_size, field("batch_size"), 1),
-            shuffle=shuffle,
-            seed=_integer(get("seed"), field("seed"), 0),
-            update_rule=_choice(get("update_rule"), UPDATE_RULES, field("update_rule")),
-            validation_split=_number(
-                get("validation_split"), field("validation_split"), at_least=0, below=1
-            ),
-            early_stopping_patience=None
-            if patience is None
-            else _integer(patience, field("early_stopping_patience"), 1),
-            early_stopping_min_delta=_number(
-                get("early_stopping_min_delta"), field("early_stopping_min_delta"), at_least=0
-            ),
-            dtype=_choice(get("dtype"), DTYPES, field("dtype")),
+            **{
+                name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
+                for name, f in specified.items()
+            }
         )
 
     def to_dict(self) -> dict[str, Any]:

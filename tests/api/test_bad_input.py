@@ -76,7 +76,21 @@ def test_targets_with_another_row_count_are_rejected(client: TestClient) -> None
 def test_rows_and_generator_together_are_rejected(client: TestClient) -> None:
     body = {**XOR_ROWS, "generator": XOR_DATASET["generator"]}
 
-    assert_problem(client.post("/v1/datasets", json=body), 422)
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body"])
+
+    assert "either inputs and targets, or a generator" in problem["detail"]
+
+
+def test_inputs_without_targets_name_the_missing_targets(client: TestClient) -> None:
+    body = {"name": "half", "inputs": XOR_ROWS["inputs"]}
+
+    assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+
+
+def test_a_null_source_is_refused_as_the_schema_says(client: TestClient) -> None:
+    body = {**XOR_DATASET, "inputs": None}
+
+    assert_problem(client.post("/v1/datasets", json=body), 422, ["body"])
 
 
 def test_unknown_generator_kind_is_named(client: TestClient) -> None:

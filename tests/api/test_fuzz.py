@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from schemathesis.core.result import Ok
 from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive, Scope, Send
@@ -81,10 +82,13 @@ ALIAS = "production"
 API_KEY = "fuzz-key"
 
 # Requests the schema allows but the API refuses with 422, because what makes them wrong
-# is something a JSON schema cannot say. For these operations only, a 422 to a valid
-# request is not a failure of the `positive_data_acceptance` check; any other status
-# outside its usual ones still is.
+# is a rule between fields, or between a field and stored data or the server's settings,
+# which a JSON schema cannot say (each schema's `description` says it too). Every bound on
+# a single value is in the schema. For these operations only, a 422 to a valid request is
+# not a failure of the `positive_data_acceptance` check; any other status outside its
+# usual ones still is, and every other check runs unrelaxed everywhere.
 CURSOR = "`cursor` is opaque: only cursors the service issued are valid"
+PREDICTION_ROWS = "input rows must be as wide as the model's input"
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
     "GET /v1/datasets/{dataset_id}/rows": CURSOR,
@@ -93,17 +97,33 @@ CROSS_FIELD_422 = {
     "GET /v1/jobs/{job_id}/snapshots": CURSOR,
     "GET /v1/models": CURSOR,
     "GET /v1/models/{name}/versions": CURSOR,
-    "POST /v1/datasets": "inputs and targets xor a generator; rows of one width; as many "
-    "targets as inputs; n_classes > 2 only for spiral and gaussian; the size limits",
+    "POST /v1/datasets": "rows of one width; as many targets rows as inputs rows; "
+    "n_classes > 2 only for spiral and gaussian; the size limits (server settings)",
     "POST /v1/datasets/csv": "the file must be numeric CSV with more columns than targets",
-    "POST /v1/jobs": "the loss must fit the output activation and the network the "
-    "dataset's widths and values; the size limits",
+    "POST /v1/jobs": "the loss must fit the output activation, and the network the "
+    "dataset's widths and the loss its targets; the size limits (server settings)",
     "POST /v1/trace": "the loss must fit the output activation and the parameters the "
     "network's layer shapes",
-    "POST /v1/jobs/{job_id}/predict": "input rows must be as wide as the model's input",
-    "POST /v1/models/{name}/predict": "input rows must be as wide as the model's input; "
-    "version or alias, not both",
+    "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,
+    "POST /v1/models/{name}/predict": PREDICTION_ROWS,
 }
+# Every check schemathesis has but the timed one, by the name its config gives it.
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "use_after_free",
+    "ensure_resource_availability",
+    "missing_required_header",
+    "ignored_auth",
+    "object_level_authorization",
+    "unsupported_method",
+    "allow_header_conformance",
+]
 ACCEPTED = ["2xx", "401", "403", "404", "409", "422", "429"]
 # A prediction runs a model only for rows as wide as its input (one value or two for the
 # seeded models): these get more examples than the others.
@@ -115,6 +135,8 @@ SEEDED_HALF_THE_TIME = {"probability": 0.5}
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 0,
+        # Every check schemathesis has (`st run -c all`), relaxed only as CROSS_FIELD_422 says.
+        "checks": {"enabled": True},
         "auth": {"openapi": {"HTTPBearer": {"bearer": API_KEY}}},
         # Whole event streams of the seeded jobs: progress, an event per epoch, the state.
         "max-stream-events": EPOCHS + 10,
@@ -251,3 +273,17 @@ def test_linked_operations_conform_to_the_schema(fuzzed_app: FastAPI) -> None:
             deadline=None,
         )
     )
+
+
+def test_every_check_runs_and_only_the_listed_operations_are_relaxed() -> None:
+    """What `st run -c all` checks, less `max_response_time` (no timed assertions here)."""
+    relaxed = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operation = result.ok()
+        checks = schema.config.checks_config_for(operation=operation)
+        disabled = [name for name in CHECKS if not getattr(checks, name).enabled]
+        assert not disabled, f"{operation.label}: {disabled} disabled"
+        if "422" in checks.positive_data_acceptance.expected_statuses:
+            relaxed.append(operation.label)
+    assert sorted(relaxed) == sorted(CROSS_FIELD_422)

@@ -9,8 +9,7 @@ from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.problems import problem_responses
-from service.api.samples import SampleRead
-from service.api.schemas import DatasetCreate, DatasetRead, Page
+from service.api.schemas import DatasetCreate, DatasetRead, Page, SampleRead
 from service.config import Settings
 from service.core.datasets import generate, parse_csv
 from service.core.errors import SpecError
@@ -91,6 +90,7 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
 
 @router.post(
     "/csv",
+    operation_id="create_dataset_from_csv",
     status_code=201,
     response_model=DatasetRead,
     responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
@@ -143,6 +143,7 @@ def get_dataset(dataset_id: str, session: ReadSessionDep) -> Any:
 
 @router.get(
     "/{dataset_id}/rows",
+    operation_id="list_dataset_rows",
     response_model=Page[SampleRead],
     responses={200: {"links": ROWS_LINKS}, **problem_responses(404, 422)},
     summary="Get a dataset's inputs and targets",

@@ -131,6 +131,7 @@ async def _events(
 
 @router.get(
     "/{job_id}/events",
+    operation_id="follow_job_events",
     responses={
         200: {
             "description": "The job's events, until it ends.",

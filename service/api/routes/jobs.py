@@ -198,6 +198,7 @@ def cancel_job(job_id: str, session: SessionDep) -> Any:
 
 @router.get(
     "/{job_id}/history",
+    operation_id="get_job_history",
     response_model=Page[HistoryPoint],
     responses={200: {"links": HISTORY_LINKS}, **problem_responses(404, 422)},
     summary="Per-epoch loss and metrics",
@@ -220,6 +221,7 @@ def get_history(
 
 @router.get(
     "/{job_id}/snapshots",
+    operation_id="list_job_snapshots",
     response_model=Page[SnapshotSummary],
     responses={200: {"links": SNAPSHOT_LINKS}, **problem_responses(404, 422)},
     summary="Epochs with stored weights",
@@ -233,6 +235,7 @@ def list_snapshots(
 
 @router.get(
     "/{job_id}/snapshots/{epoch}",
+    operation_id="get_job_snapshot",
     response_model=SnapshotRead,
     responses=problem_responses(404),
     summary="Weights at one epoch",
@@ -249,6 +252,7 @@ def get_snapshot(
 
 @router.post(
     "/{job_id}/predict",
+    operation_id="predict_job",
     response_model=PredictResponse,
     responses=problem_responses(404, 413, 422),
     summary="Predict with a job's weights at a snapshot epoch (default: the latest)",

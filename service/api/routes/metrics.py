@@ -11,6 +11,7 @@ EXPOSITION = {"schema": {"type": "string"}}
 
 @router.get(
     "/metrics",
+    operation_id="get_metrics",
     response_class=PlainTextResponse,
     summary="Metrics in the Prometheus text format",
     responses={

@@ -132,6 +132,7 @@ def get_model(name: str, session: ReadSessionDep) -> Any:
 
 @router.get(
     "/{name}/versions",
+    operation_id="list_model_versions",
     response_model=Page[ModelVersionRead],
     responses={200: {"links": VERSION_LINKS}, **problem_responses(404, 422)},
     summary="List a model's versions, newest first",
@@ -145,6 +146,7 @@ def list_versions(
 
 @router.get(
     "/{name}/versions/{version}",
+    operation_id="get_model_version",
     response_model=ModelVersionRead,
     responses=problem_responses(404),
     summary="Get one version of a model",
@@ -157,6 +159,7 @@ def get_version(
 
 @router.put(
     "/{name}/aliases/{alias}",
+    operation_id="set_model_alias",
     response_model=ModelRead,
     responses={200: {"links": ALIAS_LINKS}, **problem_responses(400, 404, 422)},
     summary="Point an alias at a version",
@@ -171,6 +174,7 @@ def set_alias(
 
 @router.delete(
     "/{name}/aliases/{alias}",
+    operation_id="delete_model_alias",
     status_code=204,
     response_class=Response,
     responses=problem_responses(404),
@@ -183,6 +187,7 @@ def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDe
 
 @router.post(
     "/{name}/predict",
+    operation_id="predict_model",
     response_model=PredictResponse,
     responses=problem_responses(404, 413, 422),
     summary="Predict with a model version (default: the latest) or an alias",

@@ -11,13 +11,16 @@ from service.db.migrate import head_revision, probe
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=Health, summary="The process is alive")
+@router.get(
+    "/health", operation_id="get_health", response_model=Health, summary="The process is alive"
+)
 async def health() -> Any:
     return {"status": "ok"}
 
 
 @router.get(
     "/ready",
+    operation_id="get_readiness",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Database unreachable or not migrated"}},
     summary="The database is reachable and at the newest migration",

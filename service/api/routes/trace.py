@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1", tags=["teaching"])
 
 @router.post(
     "/trace",
+    operation_id="trace_step",
     response_model=TraceResponse,
     responses=problem_responses(400, 413, 422),
     summary="Trace one backprop step",

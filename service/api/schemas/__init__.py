@@ -1,0 +1,135 @@
+"""Request and response bodies: `XCreate` in, `XRead` out, `Page[X]` for lists; one module
+per resource.
+
+Choices (activations, losses, ...) come from the core's tables and the specs' defaults and
+bounds from the core's spec (`service.core.spec`), so a change there shows here and on the
+OpenAPI page.
+"""
+
+from service.api.schemas.common import (
+    MAX_STORED_INT,
+    NAME_PATTERN,
+    DType,
+    GeneratorKind,
+    HiddenActivation,
+    Initializer,
+    Input,
+    Integer,
+    Loss,
+    Name,
+    OneOf,
+    OptimizerName,
+    Output,
+    OutputActivation,
+    Page,
+    Row,
+    Rows,
+    ScheduleName,
+    UpdateRule,
+)
+from service.api.schemas.datasets import (
+    DatasetCreate,
+    DatasetFromGenerator,
+    DatasetFromRows,
+    DatasetName,
+    DatasetRead,
+    GeneratorSpec,
+    SampleRead,
+)
+from service.api.schemas.jobs import (
+    HistoryPoint,
+    JobCreate,
+    JobRead,
+    SnapshotRead,
+    SnapshotSummary,
+)
+from service.api.schemas.models import (
+    AliasSet,
+    ModelRead,
+    ModelVersionRead,
+)
+from service.api.schemas.predictions import (
+    JobPredictRequest,
+    ModelRef,
+    PredictRequest,
+    PredictResponse,
+)
+from service.api.schemas.problems import (
+    ErrorItem,
+    Health,
+    Problem,
+    Readiness,
+)
+from service.api.schemas.specs import (
+    EXAMPLE_NETWORK,
+    EXAMPLE_TRAINING,
+    LayerParameters,
+    LayerParametersRead,
+    NetworkSpecIn,
+    ParametersIn,
+    TrainingSpecIn,
+)
+from service.api.schemas.trace import (
+    BackwardValues,
+    ForwardValues,
+    TraceRequest,
+    TraceResponse,
+    UpdatedParameters,
+)
+
+__all__ = [
+    "EXAMPLE_NETWORK",
+    "EXAMPLE_TRAINING",
+    "MAX_STORED_INT",
+    "NAME_PATTERN",
+    "AliasSet",
+    "BackwardValues",
+    "DType",
+    "DatasetCreate",
+    "DatasetFromGenerator",
+    "DatasetFromRows",
+    "DatasetName",
+    "DatasetRead",
+    "ErrorItem",
+    "ForwardValues",
+    "GeneratorKind",
+    "GeneratorSpec",
+    "Health",
+    "HiddenActivation",
+    "HistoryPoint",
+    "Initializer",
+    "Input",
+    "Integer",
+    "JobCreate",
+    "JobPredictRequest",
+    "JobRead",
+    "LayerParameters",
+    "LayerParametersRead",
+    "Loss",
+    "ModelRead",
+    "ModelRef",
+    "ModelVersionRead",
+    "Name",
+    "NetworkSpecIn",
+    "OneOf",
+    "OptimizerName",
+    "Output",
+    "OutputActivation",
+    "Page",
+    "ParametersIn",
+    "PredictRequest",
+    "PredictResponse",
+    "Problem",
+    "Readiness",
+    "Row",
+    "Rows",
+    "SampleRead",
+    "ScheduleName",
+    "SnapshotRead",
+    "SnapshotSummary",
+    "TraceRequest",
+    "TraceResponse",
+    "TrainingSpecIn",
+    "UpdateRule",
+    "UpdatedParameters",
+]

@@ -1,0 +1,90 @@
+"""What every body shares: the strict `Input` and plain `Output` bases, `Page[X]`, and
+the field types (integers, rows, names, choices from the core's tables)."""
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from service.core.activations import HIDDEN, OUTPUT
+from service.core.datasets import GENERATORS
+from service.core.initializers import INITIALIZERS
+from service.core.losses import LOSSES
+from service.core.optimizers import OPTIMIZERS
+from service.core.schedules import SCHEDULES
+from service.core.spec import DTYPES, UPDATE_RULES
+
+T = TypeVar("T")
+
+# The largest value of the databases' INTEGER columns (epochs, versions): larger ones can
+# match nothing, and PostgreSQL fails on a comparison with them.
+MAX_STORED_INT = 2**31 - 1
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+class OneOf:
+    """Annotated metadata: the value must be one of a table's keys (an enum in the schema)."""
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = sorted(choices)
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.literal_schema(self.choices)
+
+
+HiddenActivation = Annotated[str, OneOf(HIDDEN)]
+OutputActivation = Annotated[str, OneOf(OUTPUT)]
+Initializer = Annotated[str, OneOf(INITIALIZERS)]
+Loss = Annotated[str, OneOf(LOSSES)]
+OptimizerName = Annotated[str, OneOf(OPTIMIZERS)]
+ScheduleName = Annotated[str, OneOf(SCHEDULES)]
+UpdateRule = Annotated[str, OneOf(UPDATE_RULES)]
+DType = Annotated[str, OneOf(DTYPES)]
+GeneratorKind = Annotated[str, OneOf(GENERATORS)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["xor-net"])]
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON Schema's integers include 1.0, which strict models (see `Input`) would refuse;
+# booleans and strings stay refused. Bounds go before it, on the int itself
+# (`Annotated[int, Field(ge=1), FROM_WHOLE_FLOAT]`): put after it, on a list's items or on
+# a nullable integer, pydantic still checks them but writes them into the JSON Schema as
+# `ge`/`le`, which JSON Schema does not know, instead of `minimum`/`maximum`.
+FROM_WHOLE_FLOAT = BeforeValidator(_integral_float_to_int)
+# An integer in a request body.
+Integer = Annotated[int, FROM_WHOLE_FLOAT]
+Row = Annotated[list[float], Field(min_length=1)]
+Rows = Annotated[list[Row], Field(min_length=1)]
+
+
+class Input(BaseModel):
+    """Every request body: unknown fields, NaN/infinity and values of another JSON type
+    than the schema's (`true` or `"1"` for a number) are rejected."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Output, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`Page[DatasetRead]` is titled `DatasetPage` (service.api.openapi files it under
+        that name, not pydantic's `Page_DatasetRead_`), and so named in generated clients."""
+        (item,) = params
+        name: str = item.__name__
+        return name.removesuffix("Read") + "Page"
