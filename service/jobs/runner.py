@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
+from service.db.clock import database_now
 from service.db.datasets import dataset_arrays
 from service.db.jobs import upsert_history
+from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
 from service.db.models import DatasetRow, HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.registry import register_version
-from service.jobs.lease import Lease, LeaseLost, database_now, finish, hand_back, touch
 
 log = logging.getLogger(__name__)
 

@@ -21,18 +21,10 @@ from threadpoolctl import threadpool_limits
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.db.jobs import JOBS_CHANNEL
+from service.db.leases import Lease, Reaped, claim_next, reap
 from service.db.migrate import is_at_head
 from service.db.models import JobStatus
-from service.jobs.lease import (
-    Lease,
-    Reaped,
-    beat_worker,
-    claim_next,
-    deregister_worker,
-    reap,
-    reap_workers,
-    register_worker,
-)
+from service.db.workers import beat_worker, deregister_worker, reap_workers, register_worker
 from service.jobs.runner import JobRunner
 from service.logs import configure_logging, log_context
 
@@ -161,7 +153,7 @@ class Worker:
         self.engine.dispose()
 
     def reap(self, session: Session) -> Reaped:
-        """End expired leases (see `lease.reap`) and log each job that moved."""
+        """End expired leases (see `leases.reap`) and log each job that moved."""
         settings = self.settings
         reaped = reap(
             session,

@@ -42,7 +42,7 @@ from service.db import (
     utc_now,
 )
 from service.db.jobs import TERMINAL, create_job
-from service.jobs.lease import Lease
+from service.db.leases import Lease
 from service.jobs.worker import Worker
 from tests.jobs.worker_helpers import (
     add_dataset,

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
 from service.db import make_session_factory, utc_now
-from service.jobs.lease import claim_next
+from service.db.leases import claim_next
 from service.jobs.worker import Worker
 from tests.jobs.worker_helpers import add_dataset, queue_job, spec_with, worker_settings
 from tests.log_capture import json_logs
