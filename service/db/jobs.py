@@ -142,6 +142,12 @@ def history_page(
     return page_of(rows, limit, lambda row: [row.epoch])
 
 
+def history_after(session: Session, job_id: str, epoch: int, limit: int) -> list[HistoryRow]:
+    """Up to `limit` epochs of the job after `epoch`, in order."""
+    query = select(HistoryRow).where(HistoryRow.job_id == job_id, HistoryRow.epoch > epoch)
+    return list(session.scalars(query.order_by(HistoryRow.epoch).limit(limit)))
+
+
 def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]) -> None:
     """Write epoch records; an epoch written before (by an earlier attempt) is replaced."""
     if not records:

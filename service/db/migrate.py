@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, text
 
 from service.db.engine import make_engine
 
@@ -56,6 +56,13 @@ def current_revision(url: str) -> str | None:
 def revision_on(connection: Connection) -> str | None:
     """The revision of the database behind an open connection."""
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def reachable_revision(engine: Engine) -> str | None:
+    """The revision of the database behind `engine`; raises if it cannot be reached."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        return revision_on(connection)
 
 
 @cache

@@ -6,22 +6,16 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
-import numpy as np
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
-from service.db.clock import database_now
-from service.db.datasets import dataset_arrays
-from service.db.jobs import upsert_history
 from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
-from service.db.models import DatasetRow, HistoryRow, JobRow, JobStatus, SnapshotRow
+from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
+from service.db.runs import RunInput, record_progress, start_run
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +103,6 @@ class Heartbeat:
                         self.reap(session)
                 except SQLAlchemyError:
                     log.exception("worker.reap_failed job_id=%s", job_id)
-
-
-@dataclass(frozen=True)
-class JobInput:
-    """What a run needs from the database, read once when it starts."""
-
-    spec: dict[str, Any]
-    model_name: str | None
-    checkpoint_every: int
-    inputs: np.ndarray
-    targets: np.ndarray
-    checkpoint: bytes | None
-    resume_epoch: int
-    # Seconds the job has run since it first started, by the database's clock.
-    elapsed_seconds: float
 
 
 class JobRunner:
@@ -259,45 +238,14 @@ class JobRunner:
         self._commit(trainer, end=end)
         return status
 
-    def _start(self) -> JobInput:
-        """Read the job, its data and latest checkpoint; drop history past that checkpoint
-        (written by an attempt that died), since this run writes those epochs again."""
+    def _start(self) -> RunInput:
+        """Check the lease, read the run's input and rewind the job to its checkpoint."""
         with self.session_factory.begin() as session:
             if touch(session, self.lease):
                 self.cancel_requested.set()
-            job = session.get_one(JobRow, self.job_id)
-            now = database_now(session)
-            elapsed = (now - (job.started_at or now)).total_seconds()
-            inputs, targets = dataset_arrays(session.get_one(DatasetRow, job.dataset_id))
-            latest = session.scalars(
-                select(SnapshotRow)
-                .where(SnapshotRow.job_id == self.job_id, SnapshotRow.checkpoint.is_not(None))
-                .order_by(SnapshotRow.epoch.desc())
-                .limit(1)
-            ).first()
-            resume_epoch = latest.epoch if latest is not None else 0
-            session.execute(
-                delete(HistoryRow).where(
-                    HistoryRow.job_id == self.job_id, HistoryRow.epoch > resume_epoch
-                )
-            )
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == self.job_id)
-                .values(epoch=resume_epoch)
-                .execution_options(synchronize_session=False)
-            )
-            self.snapshot_epoch = resume_epoch
-            return JobInput(
-                spec=job.spec,
-                model_name=job.model_name,
-                checkpoint_every=job.checkpoint_every,
-                inputs=inputs,
-                targets=targets,
-                checkpoint=latest.checkpoint if latest is not None else None,
-                resume_epoch=resume_epoch,
-                elapsed_seconds=elapsed,
-            )
+            run = start_run(session, self.job_id)
+        self.snapshot_epoch = run.resume_epoch
+        return run
 
     def _commit(
         self,
@@ -329,21 +277,11 @@ class JobRunner:
         snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""
         with self.session_factory.begin() as session:
             cancel_requested = touch(session, self.lease)
-            if self.pending:
-                upsert_history(session, self.job_id, self.pending)
-                last = self.pending[-1]
-                session.execute(
-                    update(JobRow)
-                    .where(JobRow.id == self.job_id)
-                    .values(epoch=last.epoch, loss=last.loss, val_loss=last.val_loss)
-                    .execution_options(synchronize_session=False)
-                )
             snapshots = list(self.pending_snapshots)
             latest = snapshots[-1].epoch if snapshots else self.snapshot_epoch
             if snapshot_of is not None and snapshot_of.epoch != latest:
                 snapshots.append(self._snapshot(snapshot_of, weights))
-            for snapshot in snapshots:
-                session.merge(snapshot)
+            record_progress(session, self.job_id, self.pending, snapshots)
             if end is not None:
                 end(session)
         self.pending.clear()

@@ -8,7 +8,6 @@ import anyio
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -16,7 +15,7 @@ from service.api.deps import read_sessions
 from service.api.problems import problem_responses
 from service.api.schemas import MAX_STORED_INT, HistoryPoint, JobRead
 from service.db import jobs as queries
-from service.db.models import HistoryRow, JobRow
+from service.db.models import JobRow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -85,12 +84,7 @@ def _poll(sessions: sessionmaker[Session], job_id: str, after: int) -> Poll:
         if job is None:
             return Poll(None, [])
         state = JobRead.model_validate(job).model_dump(mode="json")
-        rows = session.scalars(
-            select(HistoryRow)
-            .where(HistoryRow.job_id == job_id, HistoryRow.epoch > after)
-            .order_by(HistoryRow.epoch)
-            .limit(PAGE_ROWS)
-        )
+        rows = queries.history_after(session, job_id, after, PAGE_ROWS)
         points = [HistoryPoint.model_validate(row).model_dump(mode="json") for row in rows]
         return Poll(state, points)
 

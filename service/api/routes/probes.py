@@ -3,11 +3,10 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 
 from service.api.responses import JSONResponse
 from service.api.schemas import Health, Readiness
-from service.db.migrate import head_revision, revision_on
+from service.db.migrate import head_revision, reachable_revision
 
 router = APIRouter(tags=["operations"])
 
@@ -26,9 +25,7 @@ async def health() -> Any:
 def ready(request: Request) -> Any:
     head = head_revision()
     try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            revision = revision_on(connection)
+        revision = reachable_revision(request.app.state.engine)
         reachable = True
     except Exception:
         revision, reachable = None, False
