@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +31,11 @@ REGISTER_TRIES = 3
 
 
 Reaper = Callable[[Session], object]
+T = TypeVar("T")
+
+
+def still_running(session: Session) -> None:
+    """The end of a transaction that only records progress: the job keeps running."""
 
 
 class Heartbeat:
@@ -175,7 +181,7 @@ class JobRunner:
             spec = RunSpec.from_dict(job.spec)
             trainer = Trainer(spec, job.inputs, job.targets, checkpoint=job.checkpoint)
         except SpecError as error:
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
+            self._commit(end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
             return JobStatus.FAILED
         if job.resume_epoch:
             log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
@@ -210,33 +216,26 @@ class JobRunner:
             # checkpoint, which ends identically, and a fast job is not one commit per
             # checkpoint.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                self._commit(None)
+                self._commit(end=still_running)
                 last_flush = time.monotonic()
 
         if trainer.diverged:
             # The diverged epoch restored the previous weights; earlier snapshots stay.
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
+            self._commit(end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
             return JobStatus.FAILED
         if trainer.done:
             return self._succeed(trainer, job.model_name)
         if self.cancel_requested.is_set():
-            self._commit(trainer, end=self._ending(JobStatus.CANCELLED))
+            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.CANCELLED))
             return JobStatus.CANCELLED
         if timed_out:
             reason = (
                 f"exceeded the wall-clock limit of {self.time_limit_seconds:g} s "
                 f"(BACKPROP_JOB_TIME_LIMIT_SECONDS) at epoch {trainer.epoch}"
             )
-            self._commit(trainer, end=self._ending(JobStatus.FAILED, error=reason))
+            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.FAILED, error=reason))
             return JobStatus.FAILED
-        status = JobStatus.QUEUED
-
-        def end(session: Session) -> None:
-            nonlocal status
-            status = hand_back(session, self.lease)
-
-        self._commit(trainer, end=end)
-        return status
+        return self._commit(snapshot_of=trainer, end=lambda session: hand_back(session, self.lease))
 
     def _start(self) -> RunInput:
         """Check the lease, read the run's input and rewind the job to its checkpoint."""
@@ -249,32 +248,29 @@ class JobRunner:
 
     def _commit(
         self,
-        snapshot_of: Trainer | None,
+        *,
+        snapshot_of: Trainer | None = None,
         weights: bytes | None = None,
-        end: Callable[[Session], None] | None = None,
-    ) -> None:
+        end: Callable[[Session], T],
+    ) -> T:
         """`_write`, retried on a fresh connection when the database connection fails (a
         killed backend, a restart): the failed transaction rolled back whole and every
         write in it is conditional on the lease, so repeating it is safe, and a dropped
         connection does not cost the job an attempt."""
-        for attempt in range(1, COMMIT_TRIES + 1):
+        for attempt in range(1, COMMIT_TRIES):
             try:
-                self._write(snapshot_of, weights, end)
-                return
+                return self._write(snapshot_of, weights, end)
             except OperationalError:
-                if attempt == COMMIT_TRIES:
-                    raise
                 log.warning("job.commit_retry job_id=%s attempt=%d", self.job_id, attempt)
                 time.sleep(COMMIT_RETRY_SECONDS * attempt)
+        return self._write(snapshot_of, weights, end)
 
     def _write(
-        self,
-        snapshot_of: Trainer | None,
-        weights: bytes | None,
-        end: Callable[[Session], None] | None,
-    ) -> None:
+        self, snapshot_of: Trainer | None, weights: bytes | None, end: Callable[[Session], T]
+    ) -> T:
         """In one transaction: check the lease, write the buffered history, progress and
-        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""
+        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`,
+        whose result it returns."""
         with self.session_factory.begin() as session:
             cancel_requested = touch(session, self.lease)
             snapshots = list(self.pending_snapshots)
@@ -282,8 +278,7 @@ class JobRunner:
             if snapshot_of is not None and snapshot_of.epoch != latest:
                 snapshots.append(self._snapshot(snapshot_of, weights))
             record_progress(session, self.job_id, self.pending, snapshots)
-            if end is not None:
-                end(session)
+            result = end(session)
         self.pending.clear()
         self.pending_snapshots.clear()
         if snapshots:
@@ -291,6 +286,7 @@ class JobRunner:
             log.info("job.checkpoint job_id=%s epoch=%d", self.job_id, self.snapshot_epoch)
         if cancel_requested:
             self.cancel_requested.set()
+        return result
 
     def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> SnapshotRow:
         return SnapshotRow(
@@ -309,10 +305,9 @@ class JobRunner:
     def _succeed(self, trainer: Trainer, model_name: str | None) -> JobStatus:
         """Final snapshot, state and (with a model name) the model's next version, at once."""
         weights = trainer.model().to_bytes()
-        version: int | None = None
 
-        def end(session: Session) -> None:
-            nonlocal version
+        def end(session: Session) -> int | None:
+            version = None
             if model_name is not None:
                 version = register_version(
                     session, model_name, self.job_id, trainer.epoch, weights
@@ -324,10 +319,11 @@ class JobRunner:
                 stop_reason=trainer.stop_reason,
                 model_version=version,
             )
+            return version
 
         for tries_left in reversed(range(REGISTER_TRIES)):
             try:
-                self._commit(trainer, weights, end)
+                version = self._commit(snapshot_of=trainer, weights=weights, end=end)
                 break
             except IntegrityError:
                 if model_name is None or not tries_left:
@@ -345,7 +341,7 @@ class JobRunner:
             self.pending.clear()  # they may be what the database refused
             self.pending_snapshots.clear()
         try:
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
+            self._commit(end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
         except (LeaseLost, SQLAlchemyError):
             log.exception("job.fail_not_recorded job_id=%s", self.job_id)
             return None
