@@ -17,6 +17,7 @@ from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
 from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
 from service.db.runs import RunInput, record_progress, start_run
+from service.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,20 @@ class Heartbeat:
                     if touch(session, self.lease):
                         self.cancel_requested.set()
             except LeaseLost:
-                log.warning("job.lease_lost job_id=%s noticed by the heartbeat", job_id)
+                log_event(
+                    log,
+                    "job.lease_lost",
+                    level=logging.WARNING,
+                    job_id=job_id,
+                    noticed_by="heartbeat",
+                )
                 self.lease_lost.set()
                 return
             except SQLAlchemyError:
                 # The next beat may get through; the lease only expires after several misses.
-                log.exception("job.heartbeat_failed job_id=%s", job_id)
+                log_event(
+                    log, "job.heartbeat_failed", level=logging.ERROR, exc_info=True, job_id=job_id
+                )
                 continue
             if self.beat_worker is not None:
                 self.beat_worker()
@@ -108,7 +117,9 @@ class Heartbeat:
                     with self.session_factory.begin() as session:
                         self.reap(session)
                 except SQLAlchemyError:
-                    log.exception("worker.reap_failed job_id=%s", job_id)
+                    log_event(
+                        log, "worker.reap_failed", level=logging.ERROR, exc_info=True, job_id=job_id
+                    )
 
 
 class JobRunner:
@@ -162,17 +173,28 @@ class JobRunner:
             try:
                 status = self._run()
             except LeaseLost:
-                log.warning("job.lease_lost job_id=%s stopped without writing", self.job_id)
+                # Stopped without writing: the job is the new lease holder's.
+                log_event(
+                    log,
+                    "job.lease_lost",
+                    level=logging.WARNING,
+                    job_id=self.job_id,
+                    noticed_by="runner",
+                )
                 return None
             except OperationalError:
                 # The lease expires and another worker resumes from the last checkpoint.
-                log.exception("job.abandoned job_id=%s the database failed", self.job_id)
+                log_event(
+                    log, "job.abandoned", level=logging.ERROR, exc_info=True, job_id=self.job_id
+                )
                 return None
             except Exception as error:
-                log.exception("job.crashed job_id=%s", self.job_id)
+                log_event(
+                    log, "job.crashed", level=logging.ERROR, exc_info=True, job_id=self.job_id
+                )
                 return self._fail_after(error)
         action = "handed_back" if status == JobStatus.QUEUED else status.value
-        log.info("job.%s job_id=%s", action, self.job_id)
+        log_event(log, f"job.{action}", job_id=self.job_id)
         return status
 
     def _run(self) -> JobStatus:
@@ -184,9 +206,9 @@ class JobRunner:
             self._commit(end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
             return JobStatus.FAILED
         if job.resume_epoch:
-            log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
+            log_event(log, "job.resumed", job_id=self.job_id, epoch=job.resume_epoch)
         else:
-            log.info("job.started job_id=%s", self.job_id)
+            log_event(log, "job.started", job_id=self.job_id)
 
         # Measured on this machine's monotonic clock from here, but counted from the job's
         # first start by the database's clock: neither clock skew nor a resume resets it.
@@ -257,12 +279,19 @@ class JobRunner:
         killed backend, a restart): the failed transaction rolled back whole and every
         write in it is conditional on the lease, so repeating it is safe, and a dropped
         connection does not cost the job an attempt."""
-        for attempt in range(1, COMMIT_TRIES):
+        for commit_try in range(1, COMMIT_TRIES):
             try:
                 return self._write(snapshot_of, weights, end)
             except OperationalError:
-                log.warning("job.commit_retry job_id=%s attempt=%d", self.job_id, attempt)
-                time.sleep(COMMIT_RETRY_SECONDS * attempt)
+                # `commit_try`, not `attempt`: that field is the lease's attempt.
+                log_event(
+                    log,
+                    "job.commit_retry",
+                    level=logging.WARNING,
+                    job_id=self.job_id,
+                    commit_try=commit_try,
+                )
+                time.sleep(COMMIT_RETRY_SECONDS * commit_try)
         return self._write(snapshot_of, weights, end)
 
     def _write(
@@ -283,7 +312,7 @@ class JobRunner:
         self.pending_snapshots.clear()
         if snapshots:
             self.snapshot_epoch = snapshots[-1].epoch
-            log.info("job.checkpoint job_id=%s epoch=%d", self.job_id, self.snapshot_epoch)
+            log_event(log, "job.checkpoint", job_id=self.job_id, epoch=self.snapshot_epoch)
         if cancel_requested:
             self.cancel_requested.set()
         return result
@@ -329,9 +358,7 @@ class JobRunner:
                 if model_name is None or not tries_left:
                     raise
         if version is not None:
-            log.info(
-                "job.registered job_id=%s model=%s version=%d", self.job_id, model_name, version
-            )
+            log_event(log, "job.registered", job_id=self.job_id, model=model_name, version=version)
         return JobStatus.SUCCEEDED
 
     def _fail_after(self, error: Exception) -> JobStatus | None:
@@ -343,6 +370,8 @@ class JobRunner:
         try:
             self._commit(end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
         except (LeaseLost, SQLAlchemyError):
-            log.exception("job.fail_not_recorded job_id=%s", self.job_id)
+            log_event(
+                log, "job.fail_not_recorded", level=logging.ERROR, exc_info=True, job_id=self.job_id
+            )
             return None
         return JobStatus.FAILED
