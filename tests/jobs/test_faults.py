@@ -461,8 +461,9 @@ def test_a_claim_that_waited_longer_than_the_lease_for_the_database_is_not_stale
 ) -> None:
     spec = RunSpec.from_dict(moons_spec(epochs=300, seed=0))
     dataset_id = add_dataset(session_factory, *MOONS)
-    # Heartbeats (and any periodic work tied to them) far apart: only the claim is timed.
-    settings = worker_settings(migrated_url, lease_timeout_seconds=1.0, heartbeat_seconds=60.0)
+    # Heartbeats (and any periodic work tied to them) as far apart as the lease allows:
+    # only the claim is timed.
+    settings = worker_settings(migrated_url, lease_timeout_seconds=1.0, heartbeat_seconds=0.9)
     with Worker(settings) as first, Worker(settings) as second:
         assert first.claim() is None  # an idle poll: whatever a worker does first is done
         leases: list[Lease | None] = []
