@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.logs import LogFormatSetting
+
 Scope = Literal["read", "write"]
 ENV_PREFIX = "BACKPROP_"
 
@@ -87,8 +89,9 @@ class Settings(BaseSettings):
 
     model_cache_size: int = 32
 
-    # `backprop serve` and `backprop worker` log one JSON object per line, or `text`.
-    log_format: Literal["json", "text"] = "json"
+    # `backprop serve` and `backprop worker` log one JSON object per line, or `text`;
+    # `auto`: text when stderr is a terminal (a person runs it), JSON otherwise.
+    log_format: LogFormatSetting = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_format", mode="before")

@@ -12,17 +12,19 @@ from any logger, including those of libraries.
 
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 LogFormat = Literal["json", "text"]
+LogFormatSetting = Literal["auto", "json", "text"]
 
 # The record attribute naming the fields a `log_event` call passed; underscored, so the
 # JSON formatter leaves it out.
@@ -131,10 +133,18 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(context)}]" if context else line
 
 
-def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+def resolve_log_format(setting: LogFormatSetting, stream: TextIO | None = None) -> LogFormat:
+    """The format to log in: `auto` is text when `stream` (stderr) is a terminal, where a
+    person reads it (`make run`), and JSON otherwise (containers, files, pipes)."""
+    if setting != "auto":
+        return setting
+    return "text" if (stream or sys.stderr).isatty() else "json"
+
+
+def logging_config(level: str, log_format: LogFormatSetting) -> dict[str, Any]:
     """A `logging.config.dictConfig` configuration: everything to stderr through one
     handler, uvicorn's loggers included (pass it to uvicorn as `log_config`)."""
-    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    formatter = JsonFormatter if resolve_log_format(log_format) == "json" else TextFormatter
     # uvicorn's own loggers only pass their records on to the root handler.
     passthrough = {"handlers": [], "propagate": True}
     return {
@@ -162,6 +172,6 @@ def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str, log_format: LogFormat) -> None:
+def configure_logging(level: str, log_format: LogFormatSetting) -> None:
     """Configure this process's logging (see `logging_config`)."""
     logging.config.dictConfig(logging_config(level, log_format))
