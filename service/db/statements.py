@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from service.db.base import Base
 from service.db.models import JobRow, WorkerRow
 
 
@@ -31,7 +32,7 @@ def update_row(
 
 def upsert(
     session: Session,
-    row_class: type[Any],
+    row_class: type[Base],
     key: Sequence[str],
     replace: Sequence[str],
     **values: Any,
