@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.exc import OperationalError
@@ -14,6 +14,9 @@ from tqdm import tqdm
 
 from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
 from service.core.datasets import parse_csv
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 
 def read_csv(path: Path) -> np.ndarray:
@@ -76,16 +79,28 @@ def trace(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def load_settings(**overrides: Any) -> "Settings":
+    """The settings from the environment and `overrides`; refused ones end the process with
+    one line naming them, not a traceback."""
+    from pydantic import ValidationError
+
+    from service.config import Settings, settings_error
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SystemExit(f"error: {settings_error(error)}") from None
+
+
 def serve(args: argparse.Namespace) -> None:
     from service.api.server import serve as run_server
-    from service.config import Settings
 
     overrides = {
         k: v
         for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if v is not None
     }
-    settings = Settings(**overrides)
+    settings = load_settings(**overrides)
     if args.migrate:
         from service.db.migrate import upgrade
 
@@ -94,17 +109,15 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from service.config import Settings
     from service.jobs.worker import run_worker
 
-    run_worker(Settings())
+    run_worker(load_settings())
 
 
 def db_upgrade(args: argparse.Namespace) -> None:
-    from service.config import Settings
     from service.db.migrate import current_revision, upgrade
 
-    url = Settings().database_url
+    url = load_settings().database_url
     upgrade(url, args.revision)
     print(f"database at revision {current_revision(url)}", file=sys.stderr)
 
@@ -114,9 +127,7 @@ def health(args: argparse.Namespace) -> None:
     import urllib.error
     import urllib.request
 
-    from service.config import Settings
-
-    url = args.url or f"http://127.0.0.1:{Settings().port}/health"
+    url = args.url or f"http://127.0.0.1:{load_settings().port}/health"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:
             status = response.status

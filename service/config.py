@@ -3,12 +3,15 @@
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.logs import LogFormatSetting
+
 Scope = Literal["read", "write"]
+ENV_PREFIX = "BACKPROP_"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
 
     # Errors name the setting but never echo its value: it may be a key or a password.
     model_config = SettingsConfigDict(
-        env_prefix="BACKPROP_", extra="ignore", hide_input_in_errors=True
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
     )
 
     database_url: str = "sqlite:///./backprop.db"
@@ -68,25 +71,27 @@ class Settings(BaseSettings):
 
     # A running job's worker refreshes its lease this often (and learns of a cancel); every
     # worker also re-queues jobs whose lease is older than `lease_timeout_seconds` this often.
-    heartbeat_seconds: float = 5.0
-    lease_timeout_seconds: float = 30.0
+    # Must be shorter than the lease timeout (see `_leases_outlive_heartbeats`).
+    heartbeat_seconds: float = Field(5.0, gt=0, allow_inf_nan=False)
+    lease_timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     # A job whose worker died this many times ends `failed`; before that it is retried
     # after min(60, retry_backoff_seconds * 2**attempts) seconds.
-    max_attempts: int = 3
-    retry_backoff_seconds: float = Field(1.0, ge=0)
+    max_attempts: int = Field(3, ge=1)
+    retry_backoff_seconds: float = Field(1.0, ge=0, allow_inf_nan=False)
     # Idle workers look for queued jobs this often (with jitter): the pickup latency on
     # SQLite. On PostgreSQL they are woken by NOTIFY at once; polling is the fallback.
-    poll_interval_seconds: float = 0.05
+    poll_interval_seconds: float = Field(0.05, gt=0, allow_inf_nan=False)
     # On SIGTERM a worker checkpoints and hands its job back after the current epoch; if
     # that takes longer than this, it exits without writing and the job is resumed later.
-    shutdown_grace_seconds: float = Field(20.0, ge=0)
+    shutdown_grace_seconds: float = Field(20.0, ge=0, allow_inf_nan=False)
     # A job running longer than this since it first started ends `failed`; 0 = no limit.
-    job_time_limit_seconds: float = Field(0.0, ge=0)
+    job_time_limit_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
 
     model_cache_size: int = 32
 
-    # `backprop serve` and `backprop worker` log one JSON object per line, or `text`.
-    log_format: Literal["json", "text"] = "json"
+    # `backprop serve` and `backprop worker` log one JSON object per line, or `text`;
+    # `auto`: text when stderr is a terminal (a person runs it), JSON otherwise.
+    log_format: LogFormatSetting = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_format", mode="before")
@@ -103,6 +108,31 @@ class Settings(BaseSettings):
     @classmethod
     def _hash_api_keys(cls, value: Any) -> Any:
         return parse_api_keys(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _leases_outlive_heartbeats(self) -> Self:
+        # A lease that expires before its next heartbeat makes every running job look dead:
+        # each would be reaped and taken over again and again.
+        if self.heartbeat_seconds >= self.lease_timeout_seconds:
+            raise ValueError(
+                f"BACKPROP_HEARTBEAT_SECONDS ({self.heartbeat_seconds:g}) must be shorter than "
+                f"BACKPROP_LEASE_TIMEOUT_SECONDS ({self.lease_timeout_seconds:g}), or every "
+                "running job's lease expires between two heartbeats and it is reaped"
+            )
+        return self
+
+
+def settings_error(error: ValidationError) -> str:
+    """One line for refused settings, each named by its environment variable."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        context = problem.get("ctx", {})
+        if "error" in context:  # a validator's own ValueError says it all
+            problems.append(str(context["error"]))
+        else:
+            names = ", ".join(f"{ENV_PREFIX}{str(part).upper()}" for part in problem["loc"])
+            problems.append(f"{names}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 @lru_cache

@@ -1,5 +1,9 @@
 """Logging for `backprop serve` and `backprop worker`: one JSON object per line, or text.
 
+What the service does is logged with `log_event`: an event name as the message
+(`job.claimed`) and the ids and numbers as fields, never formatted into the message, so
+that programs read the fields and people read the same fields as `key=value`.
+
 Context fields (the request id of the HTTP request being served, the job id and worker
 of the job being run) live in a context variable set with `log_context`; a filter on the
 handler copies them onto every record, so every line logged meanwhile carries them,
@@ -8,17 +12,23 @@ from any logger, including those of libraries.
 
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 LogFormat = Literal["json", "text"]
+LogFormatSetting = Literal["auto", "json", "text"]
+
+# The record attribute naming the fields a `log_event` call passed; underscored, so the
+# JSON formatter leaves it out.
+EVENT_FIELDS = "_event_fields"
 
 _context: ContextVar[Mapping[str, object]] = ContextVar("log_context", default=MappingProxyType({}))
 
@@ -46,6 +56,27 @@ def log_context(**fields: object) -> Iterator[None]:
 def context_value(name: str) -> object:
     """A field of the current log context, or None."""
     return _context.get().get(name)
+
+
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    *,
+    level: int = logging.INFO,
+    exc_info: BaseException | bool = False,
+    **fields: object,
+) -> None:
+    """Log `event` (e.g. "job.claimed") as the message, with `fields` as fields of the line:
+    keys of the JSON object, `key=value` after the event in text. A field also in the log
+    context wins over it on this line."""
+    logger.log(
+        level,
+        event,
+        exc_info=exc_info,
+        extra={**fields, EVENT_FIELDS: tuple(fields)},
+        # The caller's file and line, not this function's.
+        stacklevel=2,
+    )
 
 
 class ContextFilter(logging.Filter):
@@ -81,26 +112,39 @@ class JsonFormatter(OrjsonFormatter):
 
 
 class TextFormatter(logging.Formatter):
-    """One readable line: time, level, logger, message, then the context fields that the
-    message does not already show as `name=value`."""
+    """One readable line: time, level, logger, message (the event), the event's fields as
+    `name=value`, then in brackets the context fields that the event did not set; a
+    traceback follows on the next lines."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        shown = [
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        event_fields: tuple[str, ...] = getattr(record, EVENT_FIELDS, ())
+        shown = [f"{name}={record.__dict__[name]}" for name in event_fields]
+        if shown:
+            line = f"{line} {' '.join(shown)}"
+        context = [
             f"{name}={record.__dict__[name]}"
             for name in getattr(record, "_context_names", ())
-            if f"{name}=" not in record.message
+            if name not in event_fields
         ]
-        return f"{line} [{' '.join(shown)}]" if shown else line
+        return f"{line} [{' '.join(context)}]" if context else line
 
 
-def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+def resolve_log_format(setting: LogFormatSetting, stream: TextIO | None = None) -> LogFormat:
+    """The format to log in: `auto` is text when `stream` (stderr) is a terminal, where a
+    person reads it (`make run`), and JSON otherwise (containers, files, pipes)."""
+    if setting != "auto":
+        return setting
+    return "text" if (stream or sys.stderr).isatty() else "json"
+
+
+def logging_config(level: str, log_format: LogFormatSetting) -> dict[str, Any]:
     """A `logging.config.dictConfig` configuration: everything to stderr through one
     handler, uvicorn's loggers included (pass it to uvicorn as `log_config`)."""
-    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    formatter = JsonFormatter if resolve_log_format(log_format) == "json" else TextFormatter
     # uvicorn's own loggers only pass their records on to the root handler.
     passthrough = {"handlers": [], "propagate": True}
     return {
@@ -128,6 +172,6 @@ def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str, log_format: LogFormat) -> None:
+def configure_logging(level: str, log_format: LogFormatSetting) -> None:
     """Configure this process's logging (see `logging_config`)."""
     logging.config.dictConfig(logging_config(level, log_format))

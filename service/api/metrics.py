@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.stats import job_stats, worker_stats
+from service.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class JobsCollector:
                 stats = job_stats(session)
                 workers = worker_stats(session)
         except SQLAlchemyError:
-            log.warning("metrics.database_failed", exc_info=True)
+            log_event(log, "metrics.database_failed", level=logging.WARNING, exc_info=True)
             up.add_metric([], 0)
             yield up
             return

@@ -13,7 +13,7 @@ from service.api.responses import ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
 from service.errors import DomainError, FieldError
-from service.logs import context_value
+from service.logs import context_value, log_event
 
 log = logging.getLogger("service.api")
 
@@ -130,7 +130,14 @@ def _http_problem(request: Request, error: Exception) -> ProblemResponse:
 
 
 def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    log_event(
+        log,
+        "request.unhandled_error",
+        level=logging.ERROR,
+        exc_info=error,
+        method=request.method,
+        path=request.url.path,
+    )
     response = problem(500, "the service failed to handle this request; it has been logged")
     # Sent from outside RequestTelemetry, which left the request id bound for this.
     request_id = context_value("request_id")

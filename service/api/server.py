@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from service.api.app import SchemaOutOfDate, check_schema, create_app
 from service.config import Settings
-from service.logs import configure_logging, logging_config
+from service.logs import configure_logging, log_event, logging_config
 
 log = logging.getLogger("service.serve")
 
@@ -48,17 +48,20 @@ class WorkerPool:
 
     def start(self) -> None:
         self.processes = [self._spawn() for _ in range(self.count)]
-        log.info("started %d worker process(es): %s", self.count, [p.pid for p in self.processes])
+        log_event(log, "serve.workers_started", pids=[process.pid for process in self.processes])
         self._watcher.start()
 
     def _watch(self) -> None:
         while not self._stopping.wait(1.0):
             for index, process in enumerate(self.processes):
                 if process.poll() is not None and not self._stopping.is_set():
-                    log.warning(
-                        "worker %d exited with %s; starting another",
-                        process.pid,
-                        process.returncode,
+                    # Another one is started in its place.
+                    log_event(
+                        log,
+                        "serve.worker_exited",
+                        level=logging.WARNING,
+                        pid=process.pid,
+                        exit_code=process.returncode,
                     )
                     self.processes[index] = self._spawn()
 
@@ -71,7 +74,7 @@ class WorkerPool:
             try:
                 process.wait(self.grace_seconds + KILL_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
-                log.warning("worker %d did not stop in time; killing it", process.pid)
+                log_event(log, "serve.worker_killed", level=logging.WARNING, pid=process.pid)
                 process.kill()
                 process.wait()
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.metrics import METHODS, HttpMetrics
-from service.logs import bind, unbind
+from service.logs import bind, log_event, unbind
 
 access_log = logging.getLogger("service.access")
 
@@ -92,17 +92,12 @@ class RequestTelemetry:
         if path not in self.unobserved_paths:
             self.metrics.observe(route, method, status, seconds)
         duration_ms = round(seconds * 1000, 3)
-        access_log.info(
-            "%s %s %d %.1fms",
-            method,
-            path,
-            status,
-            duration_ms,
-            extra={
-                "method": method,
-                "path": path,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-            },
+        log_event(
+            access_log,
+            "request.completed",
+            method=method,
+            path=path,
+            route=route,
+            status=status,
+            duration_ms=duration_ms,
         )

@@ -3,16 +3,16 @@
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
 from service.db.base import utc_now
 from service.db.models import HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.pagination import decode_cursor, page_of
+from service.db.statements import update_row, upsert
 from service.errors import Conflict, NotFound
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -105,26 +105,21 @@ def cancel_job(session: Session, job_id: str) -> JobRow:
                 f"job {job_id} is already {job.status.value}; "
                 "only queued or running jobs can be cancelled"
             )
-        if _update_job(
+        if update_row(
             session,
+            JobRow,
             job_id,
             JobRow.status == JobStatus.QUEUED,
             status=JobStatus.CANCELLED,
             finished_at=utc_now(),
             lease_token=None,
-        ) or _update_job(
-            session, job_id, JobRow.status == JobStatus.RUNNING, cancel_requested=True
+        ) or update_row(
+            session, JobRow, job_id, JobRow.status == JobStatus.RUNNING, cancel_requested=True
         ):
             session.refresh(job)
             return job
         session.refresh(job)
     raise Conflict(f"job {job_id} kept changing state; try cancelling it again")
-
-
-def _update_job(session: Session, job_id: str, condition: Any, **values: Any) -> int:
-    statement = update(JobRow).where(JobRow.id == job_id, condition).values(**values)
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return cast(CursorResult[Any], result).rowcount
 
 
 def history_page(
@@ -147,24 +142,21 @@ def history_page(
     return page_of(rows, limit, lambda row: [row.epoch])
 
 
+def history_after(session: Session, job_id: str, epoch: int, limit: int) -> list[HistoryRow]:
+    """Up to `limit` epochs of the job after `epoch`, in order."""
+    query = select(HistoryRow).where(HistoryRow.job_id == job_id, HistoryRow.epoch > epoch)
+    return list(session.scalars(query.order_by(HistoryRow.epoch).limit(limit)))
+
+
 def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]) -> None:
     """Write epoch records; an epoch written before (by an earlier attempt) is replaced."""
     if not records:
         return
     rows: list[dict[str, Any]] = [{"job_id": job_id, **record.to_dict()} for record in records]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(HistoryRow)
-    columns = ("loss", "val_loss", "rmse", "accuracy", "val_accuracy", "learning_rate")
+    metrics = ("loss", "val_loss", "rmse", "accuracy", "val_accuracy", "learning_rate")
     # Rows go as parameters of one cached statement (executemany), not as a VALUES list
     # compiled anew for every batch: compiling 500 rows cost more than training XOR.
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["job_id", "epoch"],
-            set_={name: statement.excluded[name] for name in columns},
-        ),
-        rows,
-    )
+    session.execute(upsert(session, HistoryRow, key=("job_id", "epoch"), replace=metrics), rows)
 
 
 def snapshot_epochs(session: Session, job_id: str) -> list[int]:

@@ -1,12 +1,11 @@
 """Aggregates over the jobs and workers tables for the metrics endpoint: read only."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.db.base import UTCDateTime, utc_now
+from service.db.clock import sql_now
 from service.db.models import JobRow, JobStatus, WorkerRow
 
 
@@ -39,16 +38,9 @@ class LiveWorker:
     heartbeat_age_seconds: float
 
 
-def _now(session: Session) -> ColumnElement[datetime]:
-    """The database's clock, as the leases use it (see service.jobs.lease)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.clock_timestamp(type_=UTCDateTime())
-    return literal(utc_now(), UTCDateTime())
-
-
 def job_stats(session: Session) -> JobStats:
     """Read the statistics of all jobs in one pass, plus one indexed read of running jobs."""
-    now = _now(session)
+    now = sql_now(session)
     due = (JobRow.status == JobStatus.QUEUED) & or_(
         JobRow.run_after.is_(None), JobRow.run_after <= now
     )
@@ -85,7 +77,7 @@ def job_stats(session: Session) -> JobStats:
 
 def worker_stats(session: Session) -> list[LiveWorker]:
     """Every registered worker, dead ones not yet reaped included, by id."""
-    query = select(WorkerRow.id, WorkerRow.job_id, WorkerRow.heartbeat_at, _now(session))
+    query = select(WorkerRow.id, WorkerRow.job_id, WorkerRow.heartbeat_at, sql_now(session))
     return [
         LiveWorker(worker, job_id, max(0.0, (clock - heartbeat_at).total_seconds()))
         for worker, job_id, heartbeat_at, clock in session.execute(query.order_by(WorkerRow.id))

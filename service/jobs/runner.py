@@ -6,21 +6,18 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
-import numpy as np
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
-from service.db.datasets import dataset_arrays
-from service.db.jobs import upsert_history
-from service.db.models import DatasetRow, HistoryRow, JobRow, JobStatus, SnapshotRow
+from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
+from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
-from service.jobs.lease import Lease, LeaseLost, database_now, finish, hand_back, touch
+from service.db.runs import RunInput, record_progress, start_run
+from service.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +32,11 @@ REGISTER_TRIES = 3
 
 
 Reaper = Callable[[Session], object]
+T = TypeVar("T")
+
+
+def still_running(session: Session) -> None:
+    """The end of a transaction that only records progress: the job keeps running."""
 
 
 class Heartbeat:
@@ -93,12 +95,20 @@ class Heartbeat:
                     if touch(session, self.lease):
                         self.cancel_requested.set()
             except LeaseLost:
-                log.warning("job.lease_lost job_id=%s noticed by the heartbeat", job_id)
+                log_event(
+                    log,
+                    "job.lease_lost",
+                    level=logging.WARNING,
+                    job_id=job_id,
+                    noticed_by="heartbeat",
+                )
                 self.lease_lost.set()
                 return
             except SQLAlchemyError:
                 # The next beat may get through; the lease only expires after several misses.
-                log.exception("job.heartbeat_failed job_id=%s", job_id)
+                log_event(
+                    log, "job.heartbeat_failed", level=logging.ERROR, exc_info=True, job_id=job_id
+                )
                 continue
             if self.beat_worker is not None:
                 self.beat_worker()
@@ -107,22 +117,9 @@ class Heartbeat:
                     with self.session_factory.begin() as session:
                         self.reap(session)
                 except SQLAlchemyError:
-                    log.exception("worker.reap_failed job_id=%s", job_id)
-
-
-@dataclass(frozen=True)
-class JobInput:
-    """What a run needs from the database, read once when it starts."""
-
-    spec: dict[str, Any]
-    model_name: str | None
-    checkpoint_every: int
-    inputs: np.ndarray
-    targets: np.ndarray
-    checkpoint: bytes | None
-    resume_epoch: int
-    # Seconds the job has run since it first started, by the database's clock.
-    elapsed_seconds: float
+                    log_event(
+                        log, "worker.reap_failed", level=logging.ERROR, exc_info=True, job_id=job_id
+                    )
 
 
 class JobRunner:
@@ -176,17 +173,28 @@ class JobRunner:
             try:
                 status = self._run()
             except LeaseLost:
-                log.warning("job.lease_lost job_id=%s stopped without writing", self.job_id)
+                # Stopped without writing: the job is the new lease holder's.
+                log_event(
+                    log,
+                    "job.lease_lost",
+                    level=logging.WARNING,
+                    job_id=self.job_id,
+                    noticed_by="runner",
+                )
                 return None
             except OperationalError:
                 # The lease expires and another worker resumes from the last checkpoint.
-                log.exception("job.abandoned job_id=%s the database failed", self.job_id)
+                log_event(
+                    log, "job.abandoned", level=logging.ERROR, exc_info=True, job_id=self.job_id
+                )
                 return None
             except Exception as error:
-                log.exception("job.crashed job_id=%s", self.job_id)
+                log_event(
+                    log, "job.crashed", level=logging.ERROR, exc_info=True, job_id=self.job_id
+                )
                 return self._fail_after(error)
         action = "handed_back" if status == JobStatus.QUEUED else status.value
-        log.info("job.%s job_id=%s", action, self.job_id)
+        log_event(log, f"job.{action}", job_id=self.job_id)
         return status
 
     def _run(self) -> JobStatus:
@@ -195,12 +203,12 @@ class JobRunner:
             spec = RunSpec.from_dict(job.spec)
             trainer = Trainer(spec, job.inputs, job.targets, checkpoint=job.checkpoint)
         except SpecError as error:
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
+            self._commit(end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
             return JobStatus.FAILED
         if job.resume_epoch:
-            log.info("job.resumed job_id=%s epoch=%d", self.job_id, job.resume_epoch)
+            log_event(log, "job.resumed", job_id=self.job_id, epoch=job.resume_epoch)
         else:
-            log.info("job.started job_id=%s", self.job_id)
+            log_event(log, "job.started", job_id=self.job_id)
 
         # Measured on this machine's monotonic clock from here, but counted from the job's
         # first start by the database's clock: neither clock skew nor a resume resets it.
@@ -230,128 +238,84 @@ class JobRunner:
             # checkpoint, which ends identically, and a fast job is not one commit per
             # checkpoint.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                self._commit(None)
+                self._commit(end=still_running)
                 last_flush = time.monotonic()
 
         if trainer.diverged:
             # The diverged epoch restored the previous weights; earlier snapshots stay.
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
+            self._commit(end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
             return JobStatus.FAILED
         if trainer.done:
             return self._succeed(trainer, job.model_name)
         if self.cancel_requested.is_set():
-            self._commit(trainer, end=self._ending(JobStatus.CANCELLED))
+            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.CANCELLED))
             return JobStatus.CANCELLED
         if timed_out:
             reason = (
                 f"exceeded the wall-clock limit of {self.time_limit_seconds:g} s "
                 f"(BACKPROP_JOB_TIME_LIMIT_SECONDS) at epoch {trainer.epoch}"
             )
-            self._commit(trainer, end=self._ending(JobStatus.FAILED, error=reason))
+            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.FAILED, error=reason))
             return JobStatus.FAILED
-        status = JobStatus.QUEUED
+        return self._commit(snapshot_of=trainer, end=lambda session: hand_back(session, self.lease))
 
-        def end(session: Session) -> None:
-            nonlocal status
-            status = hand_back(session, self.lease)
-
-        self._commit(trainer, end=end)
-        return status
-
-    def _start(self) -> JobInput:
-        """Read the job, its data and latest checkpoint; drop history past that checkpoint
-        (written by an attempt that died), since this run writes those epochs again."""
+    def _start(self) -> RunInput:
+        """Check the lease, read the run's input and rewind the job to its checkpoint."""
         with self.session_factory.begin() as session:
             if touch(session, self.lease):
                 self.cancel_requested.set()
-            job = session.get_one(JobRow, self.job_id)
-            now = database_now(session)
-            elapsed = (now - (job.started_at or now)).total_seconds()
-            inputs, targets = dataset_arrays(session.get_one(DatasetRow, job.dataset_id))
-            latest = session.scalars(
-                select(SnapshotRow)
-                .where(SnapshotRow.job_id == self.job_id, SnapshotRow.checkpoint.is_not(None))
-                .order_by(SnapshotRow.epoch.desc())
-                .limit(1)
-            ).first()
-            resume_epoch = latest.epoch if latest is not None else 0
-            session.execute(
-                delete(HistoryRow).where(
-                    HistoryRow.job_id == self.job_id, HistoryRow.epoch > resume_epoch
-                )
-            )
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == self.job_id)
-                .values(epoch=resume_epoch)
-                .execution_options(synchronize_session=False)
-            )
-            self.snapshot_epoch = resume_epoch
-            return JobInput(
-                spec=job.spec,
-                model_name=job.model_name,
-                checkpoint_every=job.checkpoint_every,
-                inputs=inputs,
-                targets=targets,
-                checkpoint=latest.checkpoint if latest is not None else None,
-                resume_epoch=resume_epoch,
-                elapsed_seconds=elapsed,
-            )
+            run = start_run(session, self.job_id)
+        self.snapshot_epoch = run.resume_epoch
+        return run
 
     def _commit(
         self,
-        snapshot_of: Trainer | None,
+        *,
+        snapshot_of: Trainer | None = None,
         weights: bytes | None = None,
-        end: Callable[[Session], None] | None = None,
-    ) -> None:
+        end: Callable[[Session], T],
+    ) -> T:
         """`_write`, retried on a fresh connection when the database connection fails (a
         killed backend, a restart): the failed transaction rolled back whole and every
         write in it is conditional on the lease, so repeating it is safe, and a dropped
         connection does not cost the job an attempt."""
-        for attempt in range(1, COMMIT_TRIES + 1):
+        for commit_try in range(1, COMMIT_TRIES):
             try:
-                self._write(snapshot_of, weights, end)
-                return
+                return self._write(snapshot_of, weights, end)
             except OperationalError:
-                if attempt == COMMIT_TRIES:
-                    raise
-                log.warning("job.commit_retry job_id=%s attempt=%d", self.job_id, attempt)
-                time.sleep(COMMIT_RETRY_SECONDS * attempt)
+                # `commit_try`, not `attempt`: that field is the lease's attempt.
+                log_event(
+                    log,
+                    "job.commit_retry",
+                    level=logging.WARNING,
+                    job_id=self.job_id,
+                    commit_try=commit_try,
+                )
+                time.sleep(COMMIT_RETRY_SECONDS * commit_try)
+        return self._write(snapshot_of, weights, end)
 
     def _write(
-        self,
-        snapshot_of: Trainer | None,
-        weights: bytes | None,
-        end: Callable[[Session], None] | None,
-    ) -> None:
+        self, snapshot_of: Trainer | None, weights: bytes | None, end: Callable[[Session], T]
+    ) -> T:
         """In one transaction: check the lease, write the buffered history, progress and
-        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`."""
+        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`,
+        whose result it returns."""
         with self.session_factory.begin() as session:
             cancel_requested = touch(session, self.lease)
-            if self.pending:
-                upsert_history(session, self.job_id, self.pending)
-                last = self.pending[-1]
-                session.execute(
-                    update(JobRow)
-                    .where(JobRow.id == self.job_id)
-                    .values(epoch=last.epoch, loss=last.loss, val_loss=last.val_loss)
-                    .execution_options(synchronize_session=False)
-                )
             snapshots = list(self.pending_snapshots)
             latest = snapshots[-1].epoch if snapshots else self.snapshot_epoch
             if snapshot_of is not None and snapshot_of.epoch != latest:
                 snapshots.append(self._snapshot(snapshot_of, weights))
-            for snapshot in snapshots:
-                session.merge(snapshot)
-            if end is not None:
-                end(session)
+            record_progress(session, self.job_id, self.pending, snapshots)
+            result = end(session)
         self.pending.clear()
         self.pending_snapshots.clear()
         if snapshots:
             self.snapshot_epoch = snapshots[-1].epoch
-            log.info("job.checkpoint job_id=%s epoch=%d", self.job_id, self.snapshot_epoch)
+            log_event(log, "job.checkpoint", job_id=self.job_id, epoch=self.snapshot_epoch)
         if cancel_requested:
             self.cancel_requested.set()
+        return result
 
     def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> SnapshotRow:
         return SnapshotRow(
@@ -370,10 +334,9 @@ class JobRunner:
     def _succeed(self, trainer: Trainer, model_name: str | None) -> JobStatus:
         """Final snapshot, state and (with a model name) the model's next version, at once."""
         weights = trainer.model().to_bytes()
-        version: int | None = None
 
-        def end(session: Session) -> None:
-            nonlocal version
+        def end(session: Session) -> int | None:
+            version = None
             if model_name is not None:
                 version = register_version(
                     session, model_name, self.job_id, trainer.epoch, weights
@@ -385,18 +348,17 @@ class JobRunner:
                 stop_reason=trainer.stop_reason,
                 model_version=version,
             )
+            return version
 
         for tries_left in reversed(range(REGISTER_TRIES)):
             try:
-                self._commit(trainer, weights, end)
+                version = self._commit(snapshot_of=trainer, weights=weights, end=end)
                 break
             except IntegrityError:
                 if model_name is None or not tries_left:
                     raise
         if version is not None:
-            log.info(
-                "job.registered job_id=%s model=%s version=%d", self.job_id, model_name, version
-            )
+            log_event(log, "job.registered", job_id=self.job_id, model=model_name, version=version)
         return JobStatus.SUCCEEDED
 
     def _fail_after(self, error: Exception) -> JobStatus | None:
@@ -406,8 +368,10 @@ class JobRunner:
             self.pending.clear()  # they may be what the database refused
             self.pending_snapshots.clear()
         try:
-            self._commit(None, end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
+            self._commit(end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
         except (LeaseLost, SQLAlchemyError):
-            log.exception("job.fail_not_recorded job_id=%s", self.job_id)
+            log_event(
+                log, "job.fail_not_recorded", level=logging.ERROR, exc_info=True, job_id=self.job_id
+            )
             return None
         return JobStatus.FAILED

@@ -21,20 +21,12 @@ from threadpoolctl import threadpool_limits
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.db.jobs import JOBS_CHANNEL
+from service.db.leases import Lease, Reaped, claim_next, reap
 from service.db.migrate import is_at_head
 from service.db.models import JobStatus
-from service.jobs.lease import (
-    Lease,
-    Reaped,
-    beat_worker,
-    claim_next,
-    deregister_worker,
-    reap,
-    reap_workers,
-    register_worker,
-)
+from service.db.workers import beat_worker, deregister_worker, reap_workers, register_worker
 from service.jobs.runner import JobRunner
-from service.logs import configure_logging, log_context
+from service.logs import configure_logging, log_context, log_event
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +75,8 @@ class JobNotifications:
                 for _ in connection.notifies(timeout=min(left, STOP_CHECK_SECONDS), stop_after=1):
                     return
         except psycopg.Error as error:
-            log.warning("worker.listen_lost error=%s; polling until it is back", error)
+            # Polling goes on until the connection is back.
+            log_event(log, "worker.listen_lost", level=logging.WARNING, error=str(error))
             self.close()
         stop.wait(max(0.0, deadline - time.monotonic()))
 
@@ -99,7 +92,7 @@ class JobNotifications:
             )
             connection.execute(f"LISTEN {JOBS_CHANNEL}")
         except psycopg.Error as error:
-            log.warning("worker.listen_failed error=%s; polling instead", error)
+            log_event(log, "worker.listen_failed", level=logging.WARNING, error=str(error))
             if connection is not None:
                 connection.close()
             self.retry_at = time.monotonic() + LISTEN_RETRY_SECONDS
@@ -161,7 +154,7 @@ class Worker:
         self.engine.dispose()
 
     def reap(self, session: Session) -> Reaped:
-        """End expired leases (see `lease.reap`) and log each job that moved."""
+        """End expired leases (see `leases.reap`) and log each job that moved."""
         settings = self.settings
         reaped = reap(
             session,
@@ -177,29 +170,33 @@ class Worker:
                     session, STALE_WORKER_LEASE_TIMEOUTS * settings.lease_timeout_seconds
                 )
         except SQLAlchemyError:
-            log.exception("worker.reap_workers_failed worker=%s", self.worker_id)
+            log_event(
+                log,
+                "worker.reap_workers_failed",
+                level=logging.ERROR,
+                exc_info=True,
+                worker=self.worker_id,
+            )
         self.next_reap = time.monotonic() + settings.heartbeat_seconds
         for worker_id in stale_workers:
-            log.warning(
-                "worker.reaped stale=%s worker=%s",
-                worker_id,
-                self.worker_id,
-                extra={"stale_worker": worker_id, "worker": self.worker_id},
+            log_event(
+                log,
+                "worker.reaped",
+                level=logging.WARNING,
+                stale_worker=worker_id,
+                worker=self.worker_id,
             )
         for outcome, job_ids in vars(reaped).items():
             for job_id in job_ids:
-                # `extra` names the reaped job, not the one this worker may be running.
-                log.warning(
-                    "job.reaped job_id=%s outcome=%s worker=%s",
-                    job_id,
-                    outcome,
-                    self.worker_id,
-                    extra={
-                        "job_id": job_id,
-                        "attempt": None,
-                        "outcome": outcome,
-                        "worker": self.worker_id,
-                    },
+                # The fields name the reaped job, not the one this worker may be running.
+                log_event(
+                    log,
+                    "job.reaped",
+                    level=logging.WARNING,
+                    job_id=job_id,
+                    attempt=None,
+                    outcome=outcome,
+                    worker=self.worker_id,
                 )
         return reaped
 
@@ -222,7 +219,13 @@ class Worker:
             with self.session_factory.begin() as session:
                 write(session)
         except SQLAlchemyError:
-            log.exception("worker.%s_failed worker=%s", action, self.worker_id)
+            log_event(
+                log,
+                f"worker.{action}_failed",
+                level=logging.ERROR,
+                exc_info=True,
+                worker=self.worker_id,
+            )
 
     def claim(self) -> Lease | None:
         """Reap if it is time, then claim the next due job, in one transaction."""
@@ -231,12 +234,12 @@ class Worker:
                 self.reap(session)
             lease = claim_next(session, self.worker_id)
         if lease is not None:
-            log.info(
-                "job.claimed job_id=%s attempt=%d worker=%s",
-                lease.job_id,
-                lease.attempt,
-                self.worker_id,
-                extra={"job_id": lease.job_id, "attempt": lease.attempt, "worker": self.worker_id},
+            log_event(
+                log,
+                "job.claimed",
+                job_id=lease.job_id,
+                attempt=lease.attempt,
+                worker=self.worker_id,
             )
             self.beat(lease.job_id)
         return lease
@@ -270,7 +273,13 @@ class Worker:
             except SQLAlchemyError:
                 if until_idle:
                     raise
-                log.exception("worker.claim_failed worker=%s", self.worker_id)
+                log_event(
+                    log,
+                    "worker.claim_failed",
+                    level=logging.ERROR,
+                    exc_info=True,
+                    worker=self.worker_id,
+                )
                 lease = None
             if lease is not None:
                 self.run_job(lease, stop)
@@ -321,17 +330,22 @@ class ShutdownGrace:
 
     def _watch(self) -> None:
         signum = self.reader.recv(1)[0]
-        log.info(
-            "worker.stopping signal=%s grace_seconds=%g",
-            signal.Signals(signum).name,
-            self.grace_seconds,
+        log_event(
+            log,
+            "worker.stopping",
+            signal=signal.Signals(signum).name,
+            grace_seconds=self.grace_seconds,
         )
         self.stop.set()
         time.sleep(self.grace_seconds)
-        log.warning(
-            "worker.grace_expired after %g s; exiting without writing, the job resumes from "
-            "its last checkpoint once its lease expires",
-            self.grace_seconds,
+        # Exits without writing: the job resumes from its last checkpoint once its lease
+        # expires.
+        log_event(
+            log,
+            "worker.grace_expired",
+            level=logging.WARNING,
+            grace_seconds=self.grace_seconds,
+            exit_code=EXIT_GRACE_EXPIRED,
         )
         os._exit(EXIT_GRACE_EXPIRED)
 
@@ -356,12 +370,6 @@ def run_worker(settings: Settings) -> None:
     # oversubscribe them (see the performance notes).
     blas_threads = max(1, (os.cpu_count() or 1) // max(1, settings.workers))
     with threadpool_limits(limits=blas_threads), Worker(settings) as worker:
-        identity = {"worker": worker.worker_id}
-        log.info(
-            "worker.started worker=%s blas_threads=%d",
-            worker.worker_id,
-            blas_threads,
-            extra=identity,
-        )
+        log_event(log, "worker.started", worker=worker.worker_id, blas_threads=blas_threads)
         worker.run(stop)
-        log.info("worker.stopped worker=%s", worker.worker_id, extra=identity)
+        log_event(log, "worker.stopped", worker=worker.worker_id)

@@ -136,14 +136,36 @@ def test_finished_job_streams_every_epoch_across_pages_then_its_state(
 
     for events in (whole, by_query, header_wins, nothing_left):
         assert_well_formed(events)
-        assert events[0].kind == "progress"
-        assert events[0].data["status"] == "succeeded"
+        assert [event.kind for event in events if event.kind != "epoch"] == ["progress", "state"]
+        assert events[-2].data["status"] == "succeeded"
         assert events[-1].data == job
     assert epochs_of(whole) == list(range(1, 1501))
-    assert whole[1].data == client.get(f"/v1/jobs/{job_id}/history").json()["items"][0]
+    assert whole[0].data == client.get(f"/v1/jobs/{job_id}/history").json()["items"][0]
     assert epochs_of(by_query) == list(range(1491, 1501))
     assert epochs_of(header_wins) == [1500]
     assert [event.kind for event in nothing_left] == ["progress", "state"]
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_finished_jobs_stream_sends_every_epoch_then_its_final_progress_then_its_state(
+    client: TestClient, sessions: sessionmaker[Session], status: JobStatus
+) -> None:
+    # More epochs than one look at the database reads, so they take several.
+    job_id = submit(client, epochs=2500)
+    write_epochs(sessions, job_id, range(1, 2501), status)
+
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        events = list(parse_events(response.iter_lines()))
+
+    final = [
+        index
+        for index, event in enumerate(events)
+        if event.kind == "progress" and event.data["status"] == status
+    ]
+    assert final, [event.kind for event in events if event.kind != "epoch"]
+    assert epochs_of(events[: final[0]]) == list(range(1, 2501))
+    assert [event.kind for event in events[final[0] :]] == ["progress", "state"]
+    assert events[-1].data["status"] == status
 
 
 def test_a_run_resumed_from_a_checkpoint_mid_stream_sends_each_epoch_once(

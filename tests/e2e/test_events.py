@@ -81,12 +81,19 @@ def epochs_of(events: Iterable[Event]) -> list[int]:
 
 
 def assert_well_formed(events: list[Event]) -> None:
-    """Epoch events carry their epoch as id; the others carry none; `state` comes last."""
+    """Epoch events carry their epoch as id; the others carry none; the final state comes
+    last: the one progress with a final status, then `state`."""
     for event in events:
         assert event.kind in ("epoch", "progress", "state"), event
         assert event.id == (str(event.data["epoch"]) if event.kind == "epoch" else None), event
     assert [event.kind for event in events].count("state") == 1
     assert events[-1].kind == "state"
+    final = [
+        index
+        for index, event in enumerate(events)
+        if event.kind == "progress" and event.data["status"] in ("succeeded", "failed", "cancelled")
+    ]
+    assert final == [len(events) - 2], [event.kind for event in events if event.kind != "epoch"]
 
 
 def test_clients_get_every_epoch_once_in_order_whether_they_stay_or_reconnect(

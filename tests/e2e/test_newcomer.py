@@ -1,7 +1,7 @@
 """A newcomer's first session, against `backprop serve` started as a real process."""
 
+import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -40,14 +40,29 @@ class Server:
         self.process, self.base_url, self.log = process, base_url, log
 
     def worker_pids(self) -> list[int]:
-        found = re.search(r"started \d+ worker process\(es\): \[([\d, ]+)\]", self.log.read_text())
-        assert found, self.log.read_text()
-        return [int(pid) for pid in found.group(1).split(",")]
+        """The processes of `serve.workers_started`, read from the JSON lines logged so far
+        (a line still being written is left out)."""
+        logged = self.log.read_text()
+        ended = logged[: logged.rfind("\n") + 1].splitlines()
+        started = [
+            line["pids"]
+            for line in map(json.loads, ended)
+            if line["message"] == "serve.workers_started"
+        ]
+        assert started, logged
+        pids: list[int] = started[0]
+        return pids
 
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    env = {**os.environ, "BACKPROP_DATABASE_URL": database_url, "BACKPROP_WORKERS": "2"}
+    env = {
+        **os.environ,
+        "BACKPROP_DATABASE_URL": database_url,
+        "BACKPROP_WORKERS": "2",
+        # The tests read the server's log lines as JSON.
+        "BACKPROP_LOG_FORMAT": "json",
+    }
     subprocess.run(backprop("db", "upgrade"), env=env, check=True, timeout=60)
     port = free_port()
     log = tmp_path / "serve.log"

@@ -9,7 +9,6 @@ every process a test starts is killed at its end, a stopped one after a SIGCONT.
 import json
 import os
 import random
-import re
 import signal
 import sqlite3
 import statistics
@@ -42,7 +41,7 @@ from service.db import (
     utc_now,
 )
 from service.db.jobs import TERMINAL, create_job
-from service.jobs.lease import Lease
+from service.db.leases import Lease
 from service.jobs.worker import Worker
 from tests.jobs.worker_helpers import (
     add_dataset,
@@ -69,6 +68,8 @@ FAULT_SETTINGS = {
     "BACKPROP_RETRY_BACKOFF_SECONDS": "0.05",
     # One BLAS thread per worker: the machine's cores are shared by several of them.
     "BACKPROP_WORKERS": "8",
+    # The tests read the workers' log lines as JSON.
+    "BACKPROP_LOG_FORMAT": "json",
 }
 MODEL_NAME = "moons"
 # 100 noisy moons, per-sample SGD: about 1.5 ms an epoch, so a job trains for a second or
@@ -125,10 +126,17 @@ class WorkerProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """Its JSON log lines of `event`, in order (a last line cut short by a kill is left
+        out: only lines that were ended are read)."""
+        logged = self.stderr()
+        ended = logged[: logged.rfind("\n") + 1].splitlines()
+        return [line for line in map(json.loads, ended) if line["message"] == event]
+
     def ready(self) -> bool:
         """Whether it got past its start-up and looks for jobs."""
         if not self.started:
-            self.started = "worker.started" in self.stderr()
+            self.started = bool(self.events("worker.started"))
         return self.started
 
 
@@ -380,8 +388,6 @@ def test_workers_killed_at_random_moments_20_times_every_job_ends_as_if_uninterr
 
 # the claim race -----------------------------------------------------------------------
 
-CLAIMED = re.compile(r"job\.claimed job_id=(\w+) attempt=(\d+) worker=(\S+)")
-
 
 def test_8_worker_processes_racing_for_400_jobs_claim_each_exactly_once(
     migrated_url: str,
@@ -406,7 +412,7 @@ def race_for_400_jobs(
     for _ in range(8):
         workers.start()
     wait_for(
-        lambda: all("worker.started" in worker.stderr() for worker in workers.started),
+        lambda: all(worker.ready() for worker in workers.started),
         60,
         "8 workers to start",
     )
@@ -434,7 +440,7 @@ def race_for_400_jobs(
     assert_clean_logs(workers)
 
     claims = Counter(
-        match.group(1) for worker in workers.started for match in CLAIMED.finditer(worker.stderr())
+        line["job_id"] for worker in workers.started for line in worker.events("job.claimed")
     )
     assert claims == Counter(dict.fromkeys(job_ids, 1))
     jobs = jobs_by_id(observer, job_ids)
@@ -455,8 +461,9 @@ def test_a_claim_that_waited_longer_than_the_lease_for_the_database_is_not_stale
 ) -> None:
     spec = RunSpec.from_dict(moons_spec(epochs=300, seed=0))
     dataset_id = add_dataset(session_factory, *MOONS)
-    # Heartbeats (and any periodic work tied to them) far apart: only the claim is timed.
-    settings = worker_settings(migrated_url, lease_timeout_seconds=1.0, heartbeat_seconds=60.0)
+    # Heartbeats (and any periodic work tied to them) as far apart as the lease allows:
+    # only the claim is timed.
+    settings = worker_settings(migrated_url, lease_timeout_seconds=1.0, heartbeat_seconds=0.9)
     with Worker(settings) as first, Worker(settings) as second:
         assert first.claim() is None  # an idle poll: whatever a worker does first is done
         leases: list[Lease | None] = []
@@ -551,7 +558,7 @@ def test_a_worker_frozen_past_its_lease_writes_nothing_after_it_wakes(
         assert taken_over
     finally:
         frozen.popen.send_signal(signal.SIGCONT)
-    wait_for(lambda: "job.lease_lost" in frozen.stderr(), 10, "the woken worker to notice")
+    wait_for(lambda: frozen.events("job.lease_lost"), 10, "the woken worker to notice")
     wait_for(
         lambda: read_job(session_factory, job_id).status == JobStatus.SUCCEEDED,
         30,
@@ -566,9 +573,8 @@ def test_a_worker_frozen_past_its_lease_writes_nothing_after_it_wakes(
     assert frozen_at.attempts == 1
     assert (job.attempts, worker_pid(job.claimed_by)) == (2, rescuer.pid)
     assert_finished_like_uninterrupted(session_factory, job_id, spec)
-    woken = frozen.stderr()
-    assert f"job.lease_lost job_id={job_id}" in woken
-    assert "job.succeeded" not in woken and "job.registered" not in woken
+    assert {line["job_id"] for line in frozen.events("job.lease_lost")} == {job_id}
+    assert not frozen.events("job.succeeded") and not frozen.events("job.registered")
 
 
 # a job that kills every worker that runs it -------------------------------------------

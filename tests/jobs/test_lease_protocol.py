@@ -31,12 +31,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.core import RunSpec
 from service.core.datasets import generate
 from service.db import DatasetRow, JobRow, JobStatus, make_engine, make_session_factory
+from service.db import clock as clock_module
 from service.db.datasets import create_dataset
 from service.db.jobs import TERMINAL, cancel_job, create_job
-from service.db.migrate import upgrade
-from service.errors import Conflict
-from service.jobs import lease as lease_module
-from service.jobs.lease import (
+from service.db.leases import (
     MAX_BACKOFF_SECONDS,
     Lease,
     LeaseLost,
@@ -47,6 +45,8 @@ from service.jobs.lease import (
     reap,
     touch,
 )
+from service.db.migrate import upgrade
+from service.errors import Conflict
 from tests.jobs.worker_helpers import add_dataset, queue_job, read_job, spec_with, wait_for
 
 LEASE_TIMEOUT = 10.0
@@ -322,7 +322,7 @@ def age_heartbeat(session_factory: sessionmaker[Session], job_id: str, seconds: 
 
 def database_time(session_factory: sessionmaker[Session]) -> datetime:
     with session_factory.begin() as session:
-        return lease_module.database_now(session)
+        return clock_module.database_now(session)
 
 
 def wait_until(session_factory: sessionmaker[Session], moment: datetime) -> None:
@@ -335,7 +335,7 @@ def test_leases_are_timed_by_the_database_clock_not_the_workers(
     # This process's clock runs a day ahead. PostgreSQL's own clock times the leases, so
     # they look fresh; SQLite is a file on this machine, so this clock is its clock.
     skewed = datetime.now(UTC) + timedelta(days=1)
-    monkeypatch.setattr(lease_module, "utc_now", lambda: skewed)
+    monkeypatch.setattr(clock_module, "utc_now", lambda: skewed)
     (job_id,) = queued_jobs(session_factory, 1)
     with session_factory.begin() as session:
         on_postgresql = session.get_bind().dialect.name == "postgresql"

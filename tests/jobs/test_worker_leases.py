@@ -99,7 +99,8 @@ def test_cancel_running_job_stops_it_within_an_epoch_keeping_history_and_a_snaps
     migrated_url: str, session_factory: sessionmaker[Session], long_job: str
 ) -> None:
     # A heartbeat slower than the test: the runner itself sees the cancel when it flushes.
-    with worker_in_thread(worker_settings(migrated_url, heartbeat_seconds=60)) as thread:
+    settings = worker_settings(migrated_url, heartbeat_seconds=60, lease_timeout_seconds=120)
+    with worker_in_thread(settings) as thread:
         wait_for(lambda: progress(session_factory, long_job), 20, "the job to make progress")
         with session_factory.begin() as session:
             cancel_job(session, long_job)

@@ -230,7 +230,8 @@ def test_sigterm_during_an_epoch_longer_than_the_grace_period_exits_in_time_and_
         lease = wait_for(rescuer.claim, 10, "the lease to expire and the job to be reaped")
         assert lease is not None and lease.attempt == 2
         assert rescuer.run_job(lease, threading.Event()) == JobStatus.SUCCEEDED
-    assert f"job.resumed job_id={job_id} epoch=1" in caplog.text
+    (resumed,) = [vars(record) for record in caplog.records if record.getMessage() == "job.resumed"]
+    assert (resumed["job_id"], resumed["epoch"]) == (job_id, 1)
 
     job = read_job(session_factory, job_id)
     assert (job.status, job.epoch, job.attempts) == (JobStatus.SUCCEEDED, 2, 2)

@@ -8,7 +8,6 @@ import anyio
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -16,7 +15,7 @@ from service.api.deps import read_sessions
 from service.api.problems import problem_responses
 from service.api.schemas import MAX_STORED_INT, HistoryPoint, JobRead
 from service.db import jobs as queries
-from service.db.models import HistoryRow, JobRow
+from service.db.models import JobRow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,6 +33,8 @@ A `text/event-stream` that follows the job for as long as it runs, then ends:
   `learning_rate`), as in `GET /v1/jobs/{id}/history`.
 - `progress`: whenever the job's status or epoch changes, and once at the start;
   `data` holds `id`, `status`, `epoch`, `epochs_total`, `progress` and `loss`. No `id`.
+  Once the job has ended, its last `progress` follows its last `epoch`, right before
+  `state`.
 - `state`: last, once the job has `succeeded`, `failed` or been `cancelled` and every
   epoch has been sent; `data` is the job as `GET /v1/jobs/{id}` returns it.
 
@@ -85,12 +86,7 @@ def _poll(sessions: sessionmaker[Session], job_id: str, after: int) -> Poll:
         if job is None:
             return Poll(None, [])
         state = JobRead.model_validate(job).model_dump(mode="json")
-        rows = session.scalars(
-            select(HistoryRow)
-            .where(HistoryRow.job_id == job_id, HistoryRow.epoch > after)
-            .order_by(HistoryRow.epoch)
-            .limit(PAGE_ROWS)
-        )
+        rows = queries.history_after(session, job_id, after, PAGE_ROWS)
         points = [HistoryPoint.model_validate(row).model_dump(mode="json") for row in rows]
         return Poll(state, points)
 
@@ -113,7 +109,8 @@ async def _events(
         if poll.job is None:
             return  # deleted while followed
         progress = {name: poll.job[name] for name in PROGRESS_FIELDS}
-        if progress != last_progress:
+        # A finished job's progress waits for its last epochs (see below).
+        if not poll.terminal and progress != last_progress:
             yield _event("progress", progress)
             last_progress = progress
         for row in poll.rows:
@@ -122,8 +119,10 @@ async def _events(
             # with the same values, and those are not sent again.
             after = row["epoch"]
         if len(poll.rows) == PAGE_ROWS:
-            continue  # more may follow, and the state goes only after the last epoch
+            continue  # more may follow, and the final events go only after the last epoch
         if poll.terminal:
+            # The final state comes last, always: every epoch, its last progress, the job.
+            yield _event("progress", progress)
             yield _event("state", poll.job)
             return
         await anyio.sleep(POLL_SECONDS)

@@ -1,5 +1,5 @@
-"""Leases on jobs: claim, heartbeat, hand back, finish and reap; and the workers' own rows,
-which say which workers are alive. These functions never commit.
+"""Leases on jobs: claim, heartbeat, hand back, finish and reap. These functions never
+commit.
 
 A claimed job carries a fresh `lease_token`. Every later write for the job is conditional
 on that token (and on the job still running), so a worker whose lease was taken away
@@ -7,37 +7,23 @@ on that token (and on the job still running), so a worker whose lease was taken 
 owner's work. Every state change is conditional on the state it leaves, so a terminal
 state (succeeded, failed, cancelled) never changes and concurrent workers need no leader.
 
-Times are the database's: on PostgreSQL the server's `clock_timestamp()`, evaluated in the
-statement, so workers on machines with skewed clocks still agree on whose heartbeat is
-stale. A SQLite database is a file on this machine, so there Python's UTC clock is the
-database machine's clock. Every function takes `now` to replace that clock in tests.
+Times are the database's (see `service.db.clock`), so workers on machines with skewed
+clocks still agree on whose heartbeat is stale. Every function takes `now` to replace
+that clock in tests.
 """
 
-import os
-import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    CursorResult,
-    Interval,
-    case,
-    delete,
-    func,
-    literal,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.base import UTCDateTime, utc_now
+from service.db.clock import clock, sql_time
 from service.db.jobs import TERMINAL, notify_job_queued
-from service.db.models import JobRow, JobStatus, WorkerRow
+from service.db.models import JobRow, JobStatus
+from service.db.statements import update_row
 
 # A job whose worker died waits min(MAX_BACKOFF_SECONDS, base * 2**attempts) before its
 # next attempt, so a job that kills its workers does not take them down in a tight loop.
@@ -71,45 +57,9 @@ class Reaped:
     cancelled: list[str]
 
 
-def _clock(session: Session, now: datetime | None) -> datetime | None:
-    """The time to write: `now` when given; None stands for the PostgreSQL server's clock."""
-    if now is not None:
-        return now
-    if session.get_bind().dialect.name == "postgresql":
-        # clock_timestamp(), unlike now(), is the time the statement runs, after any wait
-        # for locks, not the time the transaction began.
-        return None
-    # SQLite runs in this process on this machine: this clock is the database's clock.
-    # Read once the transaction holds the write lock (its BEGIN IMMEDIATE may wait for
-    # it), so a claim that waited is stamped when it was made, not when it began to wait.
-    session.connection()
-    return utc_now()
-
-
-def _time(now: datetime | None, seconds: float = 0.0) -> ColumnElement[datetime]:
-    """`now` plus `seconds` as a SQL expression (the server's clock when `now` is None)."""
-    if now is None:
-        clock = func.clock_timestamp(type_=UTCDateTime())
-        return clock + literal(timedelta(seconds=seconds), Interval()) if seconds else clock
-    return literal(now + timedelta(seconds=seconds), UTCDateTime())
-
-
-def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> int:
-    """UPDATE one job where all `conditions` hold; returns the row count (0 or 1)."""
-    statement = update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return cast(CursorResult[Any], result).rowcount
-
-
 def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
     """The conditions under which `lease` is still valid."""
     return (JobRow.lease_token == lease.token, JobRow.status == JobStatus.RUNNING)
-
-
-def database_now(session: Session) -> datetime:
-    """The database's current time (see the module docstring)."""
-    now = _clock(session, None)
-    return now if now is not None else session.execute(select(_time(None))).scalar_one()
 
 
 def claim_next(session: Session, worker_id: str, now: datetime | None = None) -> Lease | None:
@@ -118,14 +68,14 @@ def claim_next(session: Session, worker_id: str, now: datetime | None = None) ->
     The claim takes an attempt (handed back, it gets it back). Running jobs whose worker
     died are not claimed here: `reap` puts them back in the queue first.
     """
-    now = _clock(session, now)
+    now = clock(session, now)
     # SKIP LOCKED lets PostgreSQL workers pass over rows another worker is claiming right
     # now; SQLite ignores it, its BEGIN IMMEDIATE already makes claims one at a time.
     row = session.execute(
         select(JobRow.id, JobRow.attempts)
         .where(
             JobRow.status == JobStatus.QUEUED,
-            or_(JobRow.run_after.is_(None), JobRow.run_after <= _time(now)),
+            or_(JobRow.run_after.is_(None), JobRow.run_after <= sql_time(now)),
         )
         .order_by(JobRow.created_at, JobRow.id)
         .limit(1)
@@ -135,17 +85,18 @@ def claim_next(session: Session, worker_id: str, now: datetime | None = None) ->
         return None
     token = uuid.uuid4().hex
     attempt = row.attempts + 1
-    claimed = _update(
+    claimed = update_row(
         session,
+        JobRow,
         row.id,
         JobRow.status == JobStatus.QUEUED,
         status=JobStatus.RUNNING,
         lease_token=token,
         attempts=attempt,
-        heartbeat_at=_time(now),
+        heartbeat_at=sql_time(now),
         claimed_by=worker_id,
         run_after=None,
-        started_at=func.coalesce(JobRow.started_at, _time(now)),
+        started_at=func.coalesce(JobRow.started_at, sql_time(now)),
     )
     return Lease(row.id, token, attempt, worker_id) if claimed else None
 
@@ -157,7 +108,8 @@ def touch(session: Session, lease: Lease, now: datetime | None = None) -> bool:
     On PostgreSQL the row then stays locked until the transaction ends, so nobody else
     changes the job under the rest of that transaction.
     """
-    if not _update(session, lease.job_id, *_held(lease), heartbeat_at=_time(_clock(session, now))):
+    heartbeat_at = sql_time(clock(session, now))
+    if not update_row(session, JobRow, lease.job_id, *_held(lease), heartbeat_at=heartbeat_at):
         raise LeaseLost(lease.job_id)
     return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == lease.job_id)))
 
@@ -169,12 +121,13 @@ def hand_back(session: Session, lease: Lease, now: datetime | None = None) -> Jo
     The attempt is given back too: `attempts` counts runs that crashed or ended, so
     restarting workers (a deploy) never uses up a job's retries.
     """
-    now = _clock(session, now)
+    now = clock(session, now)
     if touch(session, lease, now):
         finish(session, lease, JobStatus.CANCELLED, now)
         return JobStatus.CANCELLED
-    _update(
+    update_row(
         session,
+        JobRow,
         lease.job_id,
         *_held(lease),
         status=JobStatus.QUEUED,
@@ -199,15 +152,16 @@ def finish(
     """Move a job this worker holds to a final state and clear its lease."""
     if status not in TERMINAL:
         raise ValueError(f"{status.value} is not a final state")
-    finished = _update(
+    finished = update_row(
         session,
+        JobRow,
         lease.job_id,
         *_held(lease),
         status=status,
         error=error,
         stop_reason=stop_reason,
         model_version=model_version,
-        finished_at=_time(_clock(session, now)),
+        finished_at=sql_time(clock(session, now)),
         lease_token=None,
     )
     if not finished:
@@ -219,7 +173,7 @@ def _retry_at(
 ) -> ColumnElement[datetime]:
     """When a reaped job may run again: later the more attempts it used up."""
     if backoff_seconds <= 0:
-        return _time(now)
+        return sql_time(now)
     # A CASE over the few attempt counts whose backoff is below the cap: the same SQL on
     # both databases, where SQLite has no exponent function or interval arithmetic.
     delays: dict[int, ColumnElement[datetime]] = {}
@@ -227,9 +181,9 @@ def _retry_at(
     while (
         attempts < max_attempts and (delay := backoff_seconds * 2**attempts) < MAX_BACKOFF_SECONDS
     ):
-        delays[attempts] = _time(now, delay)
+        delays[attempts] = sql_time(now, delay)
         attempts += 1
-    longest = _time(now, MAX_BACKOFF_SECONDS)
+    longest = sql_time(now, MAX_BACKOFF_SECONDS)
     return case(delays, value=JobRow.attempts, else_=longest) if delays else longest
 
 
@@ -248,10 +202,10 @@ def reap(
     job moves once, and its attempts were already counted when it was claimed. A job whose
     owner is writing to it just then is left alone: it is alive, or the next reap gets it.
     """
-    now = _clock(session, now)
+    now = clock(session, now)
     stale = (
         JobRow.status == JobStatus.RUNNING,
-        JobRow.heartbeat_at < _time(now, -lease_timeout_seconds),
+        JobRow.heartbeat_at < sql_time(now, -lease_timeout_seconds),
     )
 
     def end(*conditions: Any, **values: Any) -> list[str]:
@@ -266,14 +220,14 @@ def reap(
         )
         return list(session.scalars(statement.execution_options(synchronize_session=False)))
 
-    cancelled = end(JobRow.cancel_requested, status=JobStatus.CANCELLED, finished_at=_time(now))
+    cancelled = end(JobRow.cancel_requested, status=JobStatus.CANCELLED, finished_at=sql_time(now))
     # The outcomes' conditions exclude each other: on PostgreSQL each statement reads the
     # clock anew, so a job may turn stale between them and must still get the right one.
     failed = end(
         ~JobRow.cancel_requested,
         JobRow.attempts >= max_attempts,
         status=JobStatus.FAILED,
-        finished_at=_time(now),
+        finished_at=sql_time(now),
         error=(
             f"its worker stopped heartbeating for over {lease_timeout_seconds:g} s on each "
             f"attempt; gave up after max_attempts={max_attempts}"
@@ -287,55 +241,3 @@ def reap(
         run_after=_retry_at(now, retry_backoff_seconds, max_attempts),
     )
     return Reaped(requeued=requeued, failed=failed, cancelled=cancelled)
-
-
-def register_worker(
-    session: Session, worker_id: str, job_id: str | None = None, now: datetime | None = None
-) -> None:
-    """Insert (or renew) this process's worker row, running `job_id`, heartbeat now."""
-    now = _clock(session, now)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(WorkerRow).values(
-        id=worker_id,
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        started_at=_time(now),
-        heartbeat_at=_time(now),
-        job_id=job_id,
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["id"],
-            set_={name: statement.excluded[name] for name in ("heartbeat_at", "job_id")},
-        )
-    )
-
-
-def beat_worker(
-    session: Session, worker_id: str, job_id: str | None, now: datetime | None = None
-) -> bool:
-    """Refresh the worker's heartbeat and current job; False if it has no row (any more)."""
-    statement = (
-        update(WorkerRow)
-        .where(WorkerRow.id == worker_id)
-        .values(heartbeat_at=_time(_clock(session, now)), job_id=job_id)
-    )
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return bool(cast(CursorResult[Any], result).rowcount)
-
-
-def deregister_worker(session: Session, worker_id: str) -> None:
-    """Delete the worker's row: it stops."""
-    session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
-
-
-def reap_workers(
-    session: Session, stale_after_seconds: float, now: datetime | None = None
-) -> list[str]:
-    """Delete the rows of workers whose heartbeat is older than `stale_after_seconds`
-    (they died without a clean exit); returns their ids."""
-    stale = WorkerRow.heartbeat_at < _time(_clock(session, now), -stale_after_seconds)
-    # SKIP LOCKED, as in `reap`: a row its worker or another reaper is writing is left alone.
-    rows = select(WorkerRow.id).where(stale).with_for_update(skip_locked=True)
-    statement = delete(WorkerRow).where(WorkerRow.id.in_(rows), stale).returning(WorkerRow.id)
-    return list(session.scalars(statement.execution_options(synchronize_session=False)))

@@ -1,0 +1,102 @@
+"""Log lines: an event and its fields, as JSON for programs and as text for people."""
+
+import io
+import json
+import logging
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service.logs import ContextFilter, TextFormatter, log_context, log_event, resolve_log_format
+from tests.log_capture import json_logs
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+log = logging.getLogger("tests.logs")
+
+
+def text_line(record: logging.LogRecord) -> str:
+    ContextFilter().filter(record)
+    return TextFormatter().format(record)
+
+
+def test_an_event_is_the_message_and_its_fields_are_keys_of_the_json_line() -> None:
+    with json_logs() as logs, log_context(job_id="context-job", worker="w-1"):
+        log_event(log, "job.reaped", level=logging.WARNING, job_id="j-7", outcome="requeued")
+
+    (line,) = logs.all()
+    assert (line["message"], line["level"]) == ("job.reaped", "WARNING")
+    # The event's own job id wins over the context's; the context adds the worker.
+    assert (line["job_id"], line["outcome"], line["worker"]) == ("j-7", "requeued", "w-1")
+    assert not any(key.startswith("_") for key in line)
+
+
+def test_an_events_fields_follow_it_as_key_value_in_text_and_the_context_in_brackets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger=log.name), log_context(job_id="c-1", worker="w-1"):
+        log_event(log, "job.checkpoint", job_id="j-7", epoch=20)
+        (record,) = caplog.records
+        line = text_line(record)
+
+    assert line.endswith(" INFO tests.logs job.checkpoint job_id=j-7 epoch=20 [worker=w-1]")
+
+
+def test_auto_logs_text_to_a_terminal_and_json_anywhere_else() -> None:
+    primary, secondary = os.openpty()
+    with os.fdopen(primary, "rb"), os.fdopen(secondary, "w") as terminal:
+        assert resolve_log_format("auto", terminal) == "text"
+        assert resolve_log_format("json", terminal) == "json"
+    assert resolve_log_format("auto", io.StringIO()) == "json"
+    assert resolve_log_format("text", io.StringIO()) == "text"
+
+
+def first_line_of_a_worker(url: str, stderr_on_a_terminal: bool) -> str:
+    """The first line `backprop worker` logs (after its start-up) when its stderr is a
+    terminal or a pipe, with BACKPROP_LOG_FORMAT unset."""
+    env = {key: value for key, value in os.environ.items() if key != "BACKPROP_LOG_FORMAT"}
+    primary, secondary = os.openpty()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker"],
+        cwd=REPOSITORY,
+        env={**env, "BACKPROP_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=secondary if stderr_on_a_terminal else subprocess.PIPE,
+    )
+    os.close(secondary)
+    try:
+        if not stderr_on_a_terminal:
+            assert worker.stderr is not None
+            return worker.stderr.readline().decode()
+        written = b""
+        deadline = time.monotonic() + 60
+        while b"\n" not in written and time.monotonic() < deadline:
+            if select.select([primary], [], [], 1)[0]:
+                written += os.read(primary, 4096)
+        return written.decode().splitlines()[0]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        os.close(primary)
+        if worker.stderr is not None:
+            worker.stderr.close()
+
+
+def test_a_worker_started_at_a_terminal_logs_text_and_one_started_elsewhere_json(
+    migrated_url: str,
+) -> None:
+    at_a_terminal = first_line_of_a_worker(migrated_url, stderr_on_a_terminal=True)
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \S+ INFO service\.jobs\.worker worker\.started worker=\S+ "
+        r"blas_threads=\d+\s*",
+        at_a_terminal,
+    ), at_a_terminal
+
+    piped = json.loads(first_line_of_a_worker(migrated_url, stderr_on_a_terminal=False))
+    assert (piped["message"], piped["logger"]) == ("worker.started", "service.jobs.worker")
