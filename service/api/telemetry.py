@@ -83,7 +83,8 @@ class RequestTelemetry:
         if route is None:
             # Refused before routing (a body over the size limit), or no route matches.
             route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
-        return str(getattr(route, "path", UNMATCHED))
+        # `path_format`: the template without convertors (`{job_id}`, not `{job_id:id}`).
+        return str(getattr(route, "path_format", UNMATCHED))
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = self._route(scope)

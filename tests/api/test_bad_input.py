@@ -206,16 +206,20 @@ def test_a_loss_the_datasets_targets_do_not_fit_names_the_dataset(client: TestCl
     assert "between 0 and 1" in problem["detail"]
 
 
+# Well formed (32 hex digits), but nothing has it.
+UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/v1/jobs/missing"),
-        ("GET", "/v1/datasets/missing"),
-        ("DELETE", "/v1/datasets/missing"),
-        ("POST", "/v1/jobs/missing/cancel"),
-        ("GET", "/v1/jobs/missing/history"),
-        ("GET", "/v1/jobs/missing/snapshots"),
-        ("GET", "/v1/jobs/missing/snapshots/1"),
+        ("GET", f"/v1/jobs/{UNKNOWN_ID}"),
+        ("GET", f"/v1/datasets/{UNKNOWN_ID}"),
+        ("DELETE", f"/v1/datasets/{UNKNOWN_ID}"),
+        ("POST", f"/v1/jobs/{UNKNOWN_ID}/cancel"),
+        ("GET", f"/v1/jobs/{UNKNOWN_ID}/history"),
+        ("GET", f"/v1/jobs/{UNKNOWN_ID}/snapshots"),
+        ("GET", f"/v1/jobs/{UNKNOWN_ID}/snapshots/1"),
         ("GET", "/v1/models/missing"),
         ("GET", "/v1/models/missing/versions/1"),
     ],
@@ -223,7 +227,67 @@ def test_a_loss_the_datasets_targets_do_not_fit_names_the_dataset(client: TestCl
 def test_unknown_ids_answer_404(client: TestClient, method: str, path: str) -> None:
     problem = assert_problem(client.request(method, path), 404)
 
-    assert "missing" in problem["detail"]
+    assert path.split("/")[3] in problem["detail"]
+
+
+ROWS = {"inputs": [[1.0, 2.0]]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/jobs/%00", None),
+        ("GET", "/v1/jobs/not-an-id/history", None),
+        ("GET", "/v1/jobs/%00/snapshots/1", None),
+        ("GET", "/v1/jobs/%00/events", None),
+        ("POST", "/v1/jobs/%00/cancel", None),
+        ("POST", "/v1/jobs/%00/predict", ROWS),
+        ("GET", "/v1/datasets/%00", None),
+        ("GET", "/v1/datasets/%00/rows", None),
+        ("DELETE", "/v1/datasets/%00", None),
+    ],
+)
+def test_a_path_whose_id_cannot_exist_is_404(
+    client: TestClient, method: str, path: str, body: Any
+) -> None:
+    # PostgreSQL refuses a NUL in text outright: looked up, it answered 500.
+    assert_problem(client.request(method, path, json=body), 404)
+
+
+def test_get_on_the_csv_upload_path_is_405_not_a_dataset_called_csv(client: TestClient) -> None:
+    response = client.get("/v1/datasets/csv")
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "loc"),
+    [
+        ("GET", "/v1/jobs?model_name=%00", None, ["query", "model_name"]),
+        ("GET", "/v1/models/%00", None, ["path", "name"]),
+        ("GET", "/v1/models/%00/versions", None, ["path", "name"]),
+        ("POST", "/v1/models/a%00/predict", ROWS, ["path", "name"]),
+        ("PUT", "/v1/models/%00/aliases/prod", {"version": 1}, ["path", "name"]),
+        ("DELETE", "/v1/models/m/aliases/%00", None, ["path", "alias"]),
+        ("POST", "/v1/jobs", {"dataset_id": "\x00", "network": {"layers": [2, 1]}}, None),
+        ("POST", "/v1/datasets", {"name": "a\x00", **ROWS, "targets": [[1.0]]}, None),
+        # A cursor of this service's shape whose id holds a NUL.
+        (
+            "GET",
+            "/v1/jobs?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwiXHUwMDAwIl0",
+            None,
+            ["query", "cursor"],
+        ),
+    ],
+)
+def test_names_no_stored_thing_can_have_are_422_naming_the_parameter(
+    client: TestClient, method: str, path: str, body: Any, loc: list[str] | None
+) -> None:
+    # PostgreSQL refuses a NUL in text outright: looked up, it answered 500.
+    problem = assert_problem(client.request(method, path, json=body), 422, loc)
+    if loc is None:
+        assert problem["errors"][0]["loc"][:2] in (["body", "dataset_id"], ["body", "name"])
 
 
 def test_a_job_on_an_unknown_dataset_is_404_and_writes_nothing(
@@ -231,7 +295,7 @@ def test_a_job_on_an_unknown_dataset_is_404_and_writes_nothing(
 ) -> None:
     before = row_counts(settings.database_url)
 
-    assert_problem(client.post("/v1/jobs", json=job_body("missing")), 404)
+    assert_problem(client.post("/v1/jobs", json=job_body(UNKNOWN_ID)), 404)
     assert row_counts(settings.database_url) == before
 
 

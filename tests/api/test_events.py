@@ -99,17 +99,20 @@ def read_until(events: Iterator[Event], done: Any) -> list[Event]:
 
 
 def test_events_of_an_unknown_job_are_404_problem_json(client: TestClient) -> None:
-    response = client.get("/v1/jobs/nope/events")
+    unknown = "0123456789abcdef0123456789abcdef"
+    response = client.get(f"/v1/jobs/{unknown}/events")
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == "job nope does not exist"
+    assert response.json()["detail"] == f"job {unknown} does not exist"
 
 
 def test_a_last_event_id_that_is_not_an_epoch_is_422_naming_the_header(
     client: TestClient,
 ) -> None:
-    response = client.get("/v1/jobs/nope/events", headers={"Last-Event-ID": "soon"})
+    response = client.get(
+        "/v1/jobs/0123456789abcdef0123456789abcdef/events", headers={"Last-Event-ID": "soon"}
+    )
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

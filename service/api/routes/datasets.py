@@ -8,8 +8,9 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from service.api.deps import ReadSessionDep, SessionDep, SettingsDep
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
+from service.api.params import DatasetId
 from service.api.problems import problem_responses
-from service.api.schemas import DatasetCreate, DatasetRead, Page, SampleRead
+from service.api.schemas import TEXT_PATTERN, DatasetCreate, DatasetRead, Page, SampleRead
 from service.config import Settings
 from service.core.datasets import generate, parse_csv
 from service.core.errors import SpecError
@@ -102,7 +103,7 @@ def upload_csv(
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV file")],
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
     targets: Annotated[
         int, Form(ge=1, le=1000, description="How many last columns are targets")
     ] = 1,
@@ -132,35 +133,35 @@ def list_datasets(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = N
 
 
 @router.get(
-    "/{dataset_id}",
+    "/{dataset_id:id}",
     response_model=DatasetRead,
     responses=problem_responses(404),
     summary="Get a dataset",
 )
-def get_dataset(dataset_id: str, session: ReadSessionDep) -> Any:
+def get_dataset(dataset_id: DatasetId, session: ReadSessionDep) -> Any:
     return queries.get_dataset(session, dataset_id)
 
 
 @router.get(
-    "/{dataset_id}/rows",
+    "/{dataset_id:id}/rows",
     operation_id="list_dataset_rows",
     response_model=Page[SampleRead],
     responses={200: {"links": ROWS_LINKS}, **problem_responses(404, 422)},
     summary="Get a dataset's inputs and targets",
 )
 def get_rows(
-    dataset_id: str, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
+    dataset_id: DatasetId, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     items, next_cursor = queries.samples_page(session, dataset_id, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.delete(
-    "/{dataset_id}",
+    "/{dataset_id:id}",
     status_code=204,
     response_class=Response,
     responses=problem_responses(404, 409),
     summary="Delete a dataset no job uses",
 )
-def delete_dataset(dataset_id: str, session: SessionDep) -> None:
+def delete_dataset(dataset_id: DatasetId, session: SessionDep) -> None:
     queries.delete_dataset(session, dataset_id)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.api.deps import read_sessions
+from service.api.params import JobId
 from service.api.problems import problem_responses
 from service.api.schemas import MAX_STORED_INT, HistoryPoint, JobRead
 from service.db import jobs as queries
@@ -129,7 +130,7 @@ async def _events(
 
 
 @router.get(
-    "/{job_id}/events",
+    "/{job_id:id}/events",
     operation_id="follow_job_events",
     responses={
         200: {
@@ -143,7 +144,7 @@ async def _events(
     description=EVENTS_DESCRIPTION,
 )
 async def job_events(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     last_event_id_header: Annotated[
         int | None,

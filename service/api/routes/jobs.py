@@ -16,6 +16,7 @@ from service.api.deps import (
 from service.api.limits import check_parameter_count, check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
+from service.api.params import JobId, ModelNameFilter
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
@@ -164,9 +165,7 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
 def list_jobs(
     session: ReadSessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
-    model_name: Annotated[
-        str | None, Query(max_length=200, description="Only jobs for this model.")
-    ] = None,
+    model_name: ModelNameFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
@@ -175,36 +174,36 @@ def list_jobs(
 
 
 @router.get(
-    "/{job_id}",
+    "/{job_id:id}",
     response_model=JobRead,
     responses={200: {"links": JOB_LINKS}, **problem_responses(404)},
     summary="Get a job",
 )
-def get_job(job_id: str, session: ReadSessionDep) -> Any:
+def get_job(job_id: JobId, session: ReadSessionDep) -> Any:
     return queries.get_job(session, job_id)
 
 
 @router.post(
-    "/{job_id}/cancel",
+    "/{job_id:id}/cancel",
     response_model=JobRead,
     responses=problem_responses(404, 409),
     summary="Cancel a job",
     description="A queued job is cancelled at once; a running one stops within an epoch. "
     "Finished jobs answer 409.",
 )
-def cancel_job(job_id: str, session: SessionDep) -> Any:
+def cancel_job(job_id: JobId, session: SessionDep) -> Any:
     return queries.cancel_job(session, job_id)
 
 
 @router.get(
-    "/{job_id}/history",
+    "/{job_id:id}/history",
     operation_id="get_job_history",
     response_model=Page[HistoryPoint],
     responses={200: {"links": HISTORY_LINKS}, **problem_responses(404, 422)},
     summary="Per-epoch loss and metrics",
 )
 def get_history(
-    job_id: str,
+    job_id: JobId,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Points per page.")] = 1000,
     cursor: Cursor = None,
@@ -220,28 +219,28 @@ def get_history(
 
 
 @router.get(
-    "/{job_id}/snapshots",
+    "/{job_id:id}/snapshots",
     operation_id="list_job_snapshots",
     response_model=Page[SnapshotSummary],
     responses={200: {"links": SNAPSHOT_LINKS}, **problem_responses(404, 422)},
     summary="Epochs with stored weights",
 )
 def list_snapshots(
-    job_id: str, session: ReadSessionDep, limit: Limit = 1000, cursor: Cursor = None
+    job_id: JobId, session: ReadSessionDep, limit: Limit = 1000, cursor: Cursor = None
 ) -> Any:
     items, next_cursor = queries.snapshot_page(session, job_id, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
-    "/{job_id}/snapshots/{epoch}",
+    "/{job_id:id}/snapshots/{epoch}",
     operation_id="get_job_snapshot",
     response_model=SnapshotRead,
     responses=problem_responses(404),
     summary="Weights at one epoch",
 )
 def get_snapshot(
-    job_id: str,
+    job_id: JobId,
     epoch: Annotated[int, Path(ge=0, le=MAX_STORED_INT)],
     session: ReadSessionDep,
 ) -> Any:
@@ -251,14 +250,14 @@ def get_snapshot(
 
 
 @router.post(
-    "/{job_id}/predict",
+    "/{job_id:id}/predict",
     operation_id="predict_job",
     response_model=PredictResponse,
     responses=problem_responses(404, 413, 422),
     summary="Predict with a job's weights at a snapshot epoch (default: the latest)",
     openapi_extra=body_schema(JobPredictRequest),
 )
-async def predict(job_id: str, request: Request) -> Any:
+async def predict(job_id: JobId, request: Request) -> Any:
     body = await parse_body(request, JobPredictRequest)
     model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
     check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))

@@ -16,12 +16,12 @@ from service.api.deps import (
 from service.api.limits import check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
+from service.api.params import AliasName, ModelName
 from service.api.predictions import predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.schemas import (
     MAX_STORED_INT,
-    NAME_PATTERN,
     AliasSet,
     ModelRead,
     ModelVersionRead,
@@ -34,8 +34,6 @@ from service.db import registry
 from service.db.models import ModelRow, ModelVersionRow
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-AliasName = Annotated[str, Path(pattern=NAME_PATTERN, description="e.g. `production`")]
 
 
 def _model_links(name: str) -> dict[str, dict[str, Any]]:
@@ -126,7 +124,7 @@ def list_models(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = Non
     responses={200: {"links": MODEL_LINKS}, **problem_responses(404)},
     summary="Get a model",
 )
-def get_model(name: str, session: ReadSessionDep) -> Any:
+def get_model(name: ModelName, session: ReadSessionDep) -> Any:
     return _model_read(session, registry.get_model(session, name))
 
 
@@ -138,7 +136,7 @@ def get_model(name: str, session: ReadSessionDep) -> Any:
     summary="List a model's versions, newest first",
 )
 def list_versions(
-    name: str, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
+    name: ModelName, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     items, next_cursor = registry.list_versions(session, name, limit, cursor)
     return {"items": [_version_read(v) for v in items], "next_cursor": next_cursor}
@@ -152,7 +150,7 @@ def list_versions(
     summary="Get one version of a model",
 )
 def get_version(
-    name: str, version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)], session: ReadSessionDep
+    name: ModelName, version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)], session: ReadSessionDep
 ) -> Any:
     return _version_read(registry.get_version(session, name, version))
 
@@ -165,7 +163,7 @@ def get_version(
     summary="Point an alias at a version",
 )
 def set_alias(
-    name: str, alias: AliasName, body: AliasSet, session: SessionDep, cache: ModelCacheDep
+    name: ModelName, alias: AliasName, body: AliasSet, session: SessionDep, cache: ModelCacheDep
 ) -> Any:
     registry.set_alias(session, name, alias, body.version)
     cache.forget(name, alias)
@@ -180,7 +178,9 @@ def set_alias(
     responses=problem_responses(404),
     summary="Remove an alias",
 )
-def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDep) -> None:
+def delete_alias(
+    name: ModelName, alias: AliasName, session: SessionDep, cache: ModelCacheDep
+) -> None:
     registry.delete_alias(session, name, alias)
     cache.forget(name, alias)
 
@@ -193,7 +193,7 @@ def delete_alias(name: str, alias: str, session: SessionDep, cache: ModelCacheDe
     summary="Predict with a model version (default: the latest) or an alias",
     openapi_extra=body_schema(PredictRequest),
 )
-async def predict(name: str, request: Request) -> Any:
+async def predict(name: ModelName, request: Request) -> Any:
     # The hot path: a cached model of a known version answers without the database, and
     # the route takes no dependencies (each costs FastAPI a resolution per request).
     body = await parse_body(request, PredictRequest)

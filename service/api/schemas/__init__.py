@@ -7,8 +7,10 @@ OpenAPI page.
 """
 
 from service.api.schemas.common import (
+    ID_PATTERN,
     MAX_STORED_INT,
     NAME_PATTERN,
+    TEXT_PATTERN,
     DType,
     GeneratorKind,
     HiddenActivation,
@@ -80,8 +82,10 @@ from service.api.schemas.trace import (
 __all__ = [
     "EXAMPLE_NETWORK",
     "EXAMPLE_TRAINING",
+    "ID_PATTERN",
     "MAX_STORED_INT",
     "NAME_PATTERN",
+    "TEXT_PATTERN",
     "AliasSet",
     "BackwardValues",
     "DType",

@@ -22,6 +22,10 @@ T = TypeVar("T")
 MAX_STORED_INT = 2**31 - 1
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# Ids are what `service.db.base.new_id` makes: 32 lowercase hex digits.
+ID_PATTERN = r"^[0-9a-f]{32}$"
+# Free text that is stored: no control characters (PostgreSQL refuses NUL in text).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 class OneOf:
@@ -46,6 +50,7 @@ UpdateRule = Annotated[str, OneOf(UPDATE_RULES)]
 DType = Annotated[str, OneOf(DTYPES)]
 GeneratorKind = Annotated[str, OneOf(GENERATORS)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["xor-net"])]
+Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b"])]
 
 
 def _integral_float_to_int(value: Any) -> Any:

@@ -5,10 +5,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
-from service.api.schemas.common import GeneratorKind, Input, Integer, Output, Rows
+from service.api.schemas.common import TEXT_PATTERN, GeneratorKind, Input, Integer, Output, Rows
 from service.core.spec import MAX_SEED
 
-DatasetName = Annotated[str, Field(min_length=1, max_length=200)]
+DatasetName = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 
 class GeneratorSpec(Input):

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, computed_field
 
-from service.api.schemas.common import MAX_STORED_INT, Input, Integer, Name, Output
+from service.api.schemas.common import MAX_STORED_INT, Id, Input, Integer, Name, Output
 from service.api.schemas.specs import (
     EXAMPLE_NETWORK,
     EXAMPLE_TRAINING,
@@ -36,7 +36,7 @@ class JobCreate(Input):
         }
     )
 
-    dataset_id: str = Field(min_length=1, max_length=64)
+    dataset_id: Id
     model_name: Name | None = Field(
         None, description="Register the trained weights as the next version of this model."
     )
