@@ -93,6 +93,42 @@ class BatchPlan(NamedTuple):
     workspace: Workspace
 
 
+def class_labels(targets: np.ndarray, output_activation: str) -> np.ndarray | None:
+    """Class numbers `(n_samples,)` when `targets` `(n_samples, n_outputs)` are labels
+    (sigmoid or softmax outputs, every target 0 or 1): one per distinct target row, so
+    one-hot rows give their class and multi-label rows their combination. Else None."""
+    if output_activation not in ("sigmoid", "softmax"):
+        return None
+    if not np.all((targets == 0) | (targets == 1)):
+        return None
+    classes: np.ndarray = np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
+    return classes
+
+
+def stratified_take(order: np.ndarray, classes: np.ndarray, n_take: int) -> np.ndarray:
+    """`n_take` row indices, each class's count within one sample of its share, taken from
+    each class in the order `order` `(n_samples,)` lists the rows (a seeded permutation).
+
+    Every class gets the floor of its share; the samples left go one each to the classes
+    with the largest remainders, ties to the class met first in `order`.
+    """
+    n = len(order)
+    in_order = classes[order]
+    counts = np.bincount(in_order)
+    takes, remainders = np.divmod(counts * n_take, n)
+    first_met = np.full(len(counts), n)
+    np.minimum.at(first_met, in_order, np.arange(n))
+    by_remainder = np.lexsort((first_met, -remainders))
+    takes[by_remainder[: n_take - takes.sum()]] += 1
+    # Each row's rank within its class, counted along `order`.
+    grouped = np.argsort(in_order, kind="stable")
+    class_starts = np.cumsum(counts) - counts
+    rank = np.empty(n, dtype=np.int64)
+    rank[grouped] = np.arange(n) - np.repeat(class_starts, counts)
+    taken: np.ndarray = order[rank < takes[in_order]]
+    return taken
+
+
 # Shuffled data above this size is gathered per batch rather than shuffled whole.
 GATHER_ABOVE_BYTES = 8 * 1024 * 1024
 
@@ -102,8 +138,9 @@ class Trainer:
 
     All randomness (initialization, then shuffling) comes from one generator seeded by
     `training.seed`; the validation split has a stream of its own so that it can be
-    recomputed on resume. A checkpoint holds the parameters, optimizer state, generator
-    state, epoch and early-stopping state.
+    recomputed on resume. Where the targets are class labels the split is stratified:
+    each class keeps its share of the validation rows, within one sample. A checkpoint
+    holds the parameters, optimizer state, generator state, epoch and early-stopping state.
     """
 
     def __init__(
@@ -206,8 +243,11 @@ class Trainer:
                 f"{fraction:g} of {len(x)} samples leaves no training or no validation samples",
             )
         order = np.random.default_rng([self.spec.training.seed, 1]).permutation(len(x))
-        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-        return x[train], t[train], x[val], t[val]
+        classes = class_labels(t, self.spec.network.output_activation)
+        val = order[:n_val] if classes is None else stratified_take(order, classes, n_val)
+        in_val = np.zeros(len(x), dtype=bool)
+        in_val[val] = True
+        return x[~in_val], t[~in_val], x[in_val], t[in_val]
 
     @property
     def done(self) -> bool:
