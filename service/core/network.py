@@ -234,8 +234,8 @@ class Backprop:
         return grads
 
 
-# Inference runs in row chunks so its temporaries stay small (no page faults on fresh
-# memory for every large request, see docs/performance.md) and cache-resident.
+# Inference runs in row chunks so its temporaries stay small and cache-resident: temporaries
+# the size of a large request would be fresh memory, page-faulted in on every request.
 PREDICT_CHUNK_ROWS = 512
 
 
