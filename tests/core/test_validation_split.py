@@ -80,6 +80,9 @@ def test_one_hot_split_keeps_every_class_share(seed: int) -> None:
 
     assert trainer.val_t is not None and len(trainer.val_t) == 24
     _assert_stratified(trainer.val_t.argmax(axis=1), labels)
+    # Shares 11.63, 7.67 and 4.70 of 24: floors 11, 7, 4, and the two samples left go to
+    # the largest remainders.
+    assert np.bincount(trainer.val_t.argmax(axis=1)).tolist() == [11, 8, 5]
     assert sorted(_rows(trainer.val_x) + _rows(trainer.train_x)) == list(range(len(labels)))
     # The rows of each class in validation are a shuffle, not the class's first rows.
     val_rows = _rows(trainer.val_x)
@@ -108,6 +111,34 @@ def test_multi_label_split_keeps_each_label_combination_share(seed: int) -> None
     assert trainer.val_t is not None
     val_labels = (trainer.val_t @ np.array([2, 1])).astype(np.int64)
     _assert_stratified(val_labels, labels)
+
+
+def _reference_split(seed: int, n: int, takes: dict[int, int], labels: np.ndarray) -> list[int]:
+    """Written out plainly: walk the seeded permutation of the rows and keep each row while
+    its class still needs validation rows."""
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    wanted = dict(takes)
+    chosen = []
+    for row in order:
+        label = int(labels[row])
+        if wanted.get(label, 0) > 0:
+            chosen.append(int(row))
+            wanted[label] -= 1
+    return sorted(chosen)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_split_rows_are_the_seeded_permutations_first_rows_of_each_class(seed: int) -> None:
+    labels = _classes_sorted([47, 31, 19])
+    spec = _spec("softmax", "categorical_crossentropy", 3, seed, 0.25)
+    unlabelled = _spec("identity", "mse", 3, seed, 0.25)
+
+    val, _ = _split(spec, len(labels), np.eye(3)[labels])
+    plain, _ = _split(unlabelled, len(labels), np.eye(3)[labels])
+
+    assert val == _reference_split(seed, len(labels), {0: 11, 1: 8, 2: 5}, labels)
+    # Regression targets (identity output): the permutation's first 24 rows, whatever class.
+    assert plain == _reference_split(seed, len(labels), {0: 24}, np.zeros(97))
 
 
 def test_stratified_split_is_seeded() -> None:
