@@ -189,3 +189,28 @@ def test_float32_parameters_get_float32_gradients() -> None:
     assert grads.flat.dtype == np.float32
     reference = Backprop(spec, "mse").gradients(params.astype("float64"), x, np.ones((5, 1)))
     np.testing.assert_allclose(grads.flat, reference.flat, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("output", "loss"), [("identity", "mse"), ("sigmoid", "binary_crossentropy")]
+)
+def test_epoch_loss_is_the_mean_of_batch_means_with_a_short_last_batch(
+    output: str, loss: str
+) -> None:
+    # 10 rows in batches of 4, 4 and 2. A rate of 1e-12 keeps every batch's weights those
+    # of the start, so each batch's loss is known; the short batch weighs as much as a full
+    # one, as in the mean of batch losses the record promises.
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(10, 2))
+    targets = (rng.uniform(size=(10, 1)) > 0.5).astype(float)
+    layers = [2, 4, 1]
+    start = _random_parameters(layers, seed=10)
+    spec = _full_batch_spec(layers, output, loss, batch_size=4, learning_rate=1e-12)
+    per_sample = LOSSES[loss][0](predict(spec.network, start, x), targets)
+    batch_means = [per_sample[0:4].mean(), per_sample[4:8].mean(), per_sample[8:10].mean()]
+
+    record = Trainer(spec, x, targets, initial_parameters=start).train_epoch()
+
+    assert record is not None
+    assert abs(np.mean(batch_means) - per_sample.mean()) > 1e-3
+    assert record.loss == pytest.approx(np.mean(batch_means), rel=1e-9)

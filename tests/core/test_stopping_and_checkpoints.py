@@ -185,3 +185,48 @@ def test_a_model_file_holding_a_pickled_object_is_refused_not_unpickled() -> Non
 
     assert refused.value.field == "model"
     assert "not a valid model archive" in refused.value.message
+
+
+def test_a_loss_overflowing_to_infinity_stops_the_run_though_the_weights_are_finite() -> None:
+    # Output 1e160: its square overflows, while the step (rate 1e-300) leaves the weights
+    # finite. The loss alone must stop the run, and the starting weights are kept.
+    spec = RunSpec.from_dict(
+        {
+            "network": {"layers": [1, 1]},
+            "training": {"learning_rate": 1e-300, "epochs": 3, "shuffle": False},
+        }
+    )
+    start = Parameters.zeros([1, 1])
+    start.flat[...] = [1e170, 0.0]
+    trainer = Trainer(spec, [[1e-10]], [[0.0]], initial_parameters=start)
+
+    records = list(trainer.run())
+
+    assert records == []
+    assert trainer.diverged
+    assert trainer.stop_reason == (
+        "diverged at epoch 1: the training loss became inf; "
+        "kept the weights from the end of epoch 0"
+    )
+    assert trainer.params.flat.tolist() == [1e170, 0.0]
+
+
+def test_a_run_diverging_with_early_stopping_on_restores_the_best_weights() -> None:
+    spec, x, y = _diverging()
+    patient = RunSpec.from_dict(
+        {
+            "network": spec.network.to_dict(),
+            "training": {**spec.training.to_dict(), "early_stopping_patience": 1000},
+        }
+    )
+    trainer = Trainer(patient, x, y)
+    weights_after: dict[int, bytes] = {}
+    for record in trainer.run():
+        weights_after[record.epoch] = trainer.params.flat.tobytes()
+
+    assert trainer.diverged and trainer.stop_reason is not None
+    assert trainer.stop_reason.startswith(f"diverged at epoch {trainer.epoch}: the training loss")
+    assert trainer.stop_reason.endswith(
+        f"; restored the best weights, of epoch {trainer.best_epoch}"
+    )
+    assert trainer.params.flat.tobytes() == weights_after[trainer.best_epoch]
