@@ -152,7 +152,6 @@ class Backprop:
         self.n_layers = len(spec.layers) - 1
         self.hidden_forward, self.hidden_backward = HIDDEN[spec.hidden_activation]
         self.output_forward, self.output_backward = OUTPUT[spec.output_activation]
-        self.loss_name = loss
         self.per_sample_loss, self.loss_gradient = LOSSES[loss]
         self.canonical = (spec.output_activation, loss) in CANONICAL_PAIRS
         self.l2 = l2
