@@ -65,6 +65,11 @@ def test_bad_parameters_are_refused_naming_the_field(values: Any, field: str, me
     assert (error.value.field, error.value.message) == (field, message)
 
 
+def test_flat_parameters_longer_than_the_layers_need_are_refused_with_both_sizes() -> None:
+    with pytest.raises(ValueError, match=r"^flat vector has 14 values, layers need 13$"):
+        Parameters(LAYERS, np.zeros(14))
+
+
 def test_parameters_field_name_can_be_chosen() -> None:
     with pytest.raises(SpecError) as error:
         Parameters.from_layers(LAYERS, {"layers": []}, field="warm_start")

@@ -198,7 +198,7 @@ def test_optimizer_matches_sklearn_softmax_classifier(
     _assert_same_weights(ours, start, estimator)
 
 
-@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("batch", [1, 2, 4])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_l2_matches_sklearn_alpha_divided_by_the_batch_size(optimizer: str, batch: int) -> None:
     # 20 samples: every batch is full, so scikit-learn's alpha / batch is one constant.

@@ -45,6 +45,7 @@ def test_training_defaults() -> None:
         "dtype": "float64",
     }
     assert TrainingSpec.from_dict({}) == TrainingSpec()
+    assert RunSpec.from_dict({"network": VALID["network"]}).training == TrainingSpec()
 
 
 def test_network_defaults_and_sizes() -> None:
@@ -146,6 +147,15 @@ def _choices(*names: str) -> str:
             _with("training", loss="binary_crossentropy"),
             "training.loss",
             "binary_crossentropy does not fit output activation identity; use one of mse",
+        ),
+        (
+            {
+                "network": {"layers": [2, 1], "output_activation": "sigmoid"},
+                "training": {"loss": "categorical_crossentropy"},
+            },
+            "training.loss",
+            "categorical_crossentropy does not fit output activation sigmoid; "
+            "use one of binary_crossentropy, mse",
         ),
         (
             _with("training", optimizer="rmsprop"),

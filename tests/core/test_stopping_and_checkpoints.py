@@ -51,6 +51,7 @@ def test_early_stopping_stops_after_exactly_patience_epochs_without_improvement(
     # epochs 2, 3 and 4 are the three without one.
     assert all(r.loss == 0.0 for r in records)
     assert [r.epoch for r in records] == [1, 2, 3, 4]
+    assert trainer.diverged is False
     assert trainer.best_epoch == 1
     assert trainer.stop_reason == (
         f"early stopping at epoch 4: no {monitored} improvement for 3 epochs; "
