@@ -152,7 +152,6 @@ class Backprop:
         self.n_layers = len(spec.layers) - 1
         self.hidden_forward, self.hidden_backward = HIDDEN[spec.hidden_activation]
         self.output_forward, self.output_backward = OUTPUT[spec.output_activation]
-        self.loss_name = loss
         self.per_sample_loss, self.loss_gradient = LOSSES[loss]
         self.canonical = (spec.output_activation, loss) in CANONICAL_PAIRS
         self.l2 = l2
@@ -234,8 +233,8 @@ class Backprop:
         return grads
 
 
-# Inference runs in row chunks so its temporaries stay small (no page faults on fresh
-# memory for every large request, see docs/performance.md) and cache-resident.
+# Inference runs in row chunks so its temporaries stay small and cache-resident: temporaries
+# the size of a large request would be fresh memory, page-faulted in on every request.
 PREDICT_CHUNK_ROWS = 512
 
 

@@ -3,7 +3,7 @@
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -77,6 +77,58 @@ def check_data(
     return x, t
 
 
+class BatchPlan(NamedTuple):
+    """One batch of an epoch, planned once: where its rows come from and go to.
+
+    `inputs` `(size, n_inputs + 1)` and `targets` `(size, n_outputs)` are views of the
+    epoch's (shuffled) data, or of `gather_into` when large data is gathered per batch;
+    `outputs` `(size, n_outputs)` is this batch's view of the epoch's outputs.
+    """
+
+    rows: slice
+    gather_into: np.ndarray | None
+    inputs: np.ndarray
+    targets: np.ndarray
+    outputs: np.ndarray
+    workspace: Workspace
+
+
+def class_labels(targets: np.ndarray, output_activation: str) -> np.ndarray | None:
+    """Class numbers `(n_samples,)` when `targets` `(n_samples, n_outputs)` are labels
+    (sigmoid or softmax outputs, every target 0 or 1): one per distinct target row, so
+    one-hot rows give their class and multi-label rows their combination. Else None."""
+    if output_activation not in ("sigmoid", "softmax"):
+        return None
+    if not np.all((targets == 0) | (targets == 1)):
+        return None
+    classes: np.ndarray = np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
+    return classes
+
+
+def stratified_take(order: np.ndarray, classes: np.ndarray, n_take: int) -> np.ndarray:
+    """`n_take` row indices, each class's count within one sample of its share, taken from
+    each class in the order `order` `(n_samples,)` lists the rows (a seeded permutation).
+
+    Every class gets the floor of its share; the samples left go one each to the classes
+    with the largest remainders, ties to the class met first in `order`.
+    """
+    n = len(order)
+    in_order = classes[order]
+    counts = np.bincount(in_order)
+    takes, remainders = np.divmod(counts * n_take, n)
+    first_met = np.full(len(counts), n)
+    np.minimum.at(first_met, in_order, np.arange(n))
+    by_remainder = np.lexsort((first_met, -remainders))
+    takes[by_remainder[: n_take - takes.sum()]] += 1
+    # Each row's rank within its class, counted along `order`.
+    grouped = np.argsort(in_order, kind="stable")
+    class_starts = np.cumsum(counts) - counts
+    rank = np.empty(n, dtype=np.int64)
+    rank[grouped] = np.arange(n) - np.repeat(class_starts, counts)
+    taken: np.ndarray = order[rank < takes[in_order]]
+    return taken
+
+
 # Shuffled data above this size is gathered per batch rather than shuffled whole.
 GATHER_ABOVE_BYTES = 8 * 1024 * 1024
 
@@ -86,8 +138,9 @@ class Trainer:
 
     All randomness (initialization, then shuffling) comes from one generator seeded by
     `training.seed`; the validation split has a stream of its own so that it can be
-    recomputed on resume. A checkpoint holds the parameters, optimizer state, generator
-    state, epoch and early-stopping state.
+    recomputed on resume. Where the targets are class labels the split is stratified:
+    each class keeps its share of the validation rows, within one sample. A checkpoint
+    holds the parameters, optimizer state, generator state, epoch and early-stopping state.
     """
 
     def __init__(
@@ -135,38 +188,46 @@ class Trainer:
 
         n = len(self.train_x)
         self.batch = min(training.batch_size or n, n)
-        self._full = Workspace(network, self.batch, self.dtype)
-        self._tail = Workspace(network, n % self.batch, self.dtype) if n % self.batch else None
         # Each row holds inputs, a 1 for the bias, then targets, so shuffling is one take
         # into a buffer whose per-batch views are made once, not on every step. Large data
         # is instead gathered batch by batch into a small buffer that is still in cache
         # when the matmuls read it; shuffling it whole would write it all to memory first.
-        width = network.n_inputs + 1
         self._data = np.hstack([with_ones(self.train_x), self.train_t])
         self._gather = training.shuffle and self._data.nbytes > GATHER_ABOVE_BYTES
         self._order = np.arange(n)
         shuffle_whole = training.shuffle and not self._gather
         self._epoch_data = np.zeros_like(self._data) if shuffle_whole else self._data
         self._outputs = np.zeros(self.train_t.shape, self.dtype)
-        self._batches = []
+        self._batches = self._plan_batches()
+        self._batch_starts = np.arange(0, n, self.batch)
+        self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
+
+    def _plan_batches(self) -> list[BatchPlan]:
+        """Every batch of an epoch, with its views and buffers made once for all epochs."""
+        network = self.spec.network
+        width = network.n_inputs + 1
+        n = len(self._data)
+        full = Workspace(network, self.batch, self.dtype)
+        plans = []
         for start in range(0, n, self.batch):
             rows = slice(start, start + self.batch)
             source = self._epoch_data[rows]
             gather_into = None
             if self._gather:
                 source = gather_into = np.zeros((len(source), self._data.shape[1]), self.dtype)
-            self._batches.append(
-                (
-                    rows,
-                    gather_into,
-                    source[:, :width],
-                    source[:, width:],
-                    self._outputs[rows],
-                    self._full if start + self.batch <= n else self._tail,
+            size = len(source)
+            plans.append(
+                BatchPlan(
+                    rows=rows,
+                    gather_into=gather_into,
+                    inputs=source[:, :width],
+                    targets=source[:, width:],
+                    outputs=self._outputs[rows],
+                    # Only the last batch can be short; it gets buffers of its own size.
+                    workspace=full if size == self.batch else Workspace(network, size, self.dtype),
                 )
             )
-        self._batch_starts = np.arange(0, n, self.batch)
-        self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
+        return plans
 
     def _split(
         self, x: np.ndarray, t: np.ndarray
@@ -182,8 +243,11 @@ class Trainer:
                 f"{fraction:g} of {len(x)} samples leaves no training or no validation samples",
             )
         order = np.random.default_rng([self.spec.training.seed, 1]).permutation(len(x))
-        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-        return x[train], t[train], x[val], t[val]
+        classes = class_labels(t, self.spec.network.output_activation)
+        val = order[:n_val] if classes is None else stratified_take(order, classes, n_val)
+        in_val = np.zeros(len(x), dtype=bool)
+        in_val[val] = True
+        return x[~in_val], t[~in_val], x[in_val], t[in_val]
 
     @property
     def done(self) -> bool:
@@ -279,8 +343,8 @@ class Trainer:
             apply(layer, lr)
 
         data, order = self._data, self._order
+        # Unpacked rather than read by name: attribute lookups would cost per step.
         for rows, gather_into, x, t, outputs, ws in self._batches:
-            assert ws is not None
             if gather_into is not None:
                 np.take(data, order[rows], axis=0, out=gather_into)
             outputs[...] = forward(params, x, ws)

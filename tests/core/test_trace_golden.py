@@ -1,7 +1,8 @@
 """The notebook's first backprop step, value by value, through `trace_step`.
 
-The golden numbers come from `shared/docs/product.md` (printed there to 8 decimals).
-Hand-worked, with `x = [1, 1]`, target `t = 1`, learning rate `0.01`, half squared error:
+The golden numbers are the notebook's first step, printed to 8 decimals and checked to
+1e-7. Worked by hand, with `x = [1, 1]`, target `t = 1`, learning rate `0.01`, half squared
+error:
 
 forward
   a1 = W1 @ x + b1 = [0.97873798 + 2.24089320 + 1.76405235,
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.core import NetworkSpec, Parameters, trace_step
+from service.core import NetworkSpec, Parameters, RunSpec, Trainer, trace_step
 from service.core.activations import OUTPUT as OUTPUT_ACTIVATIONS
 from service.core.losses import LOSSES
 
@@ -214,3 +215,35 @@ def test_trace_output_error_and_delta_are_derivatives_of_the_loss(output: str, l
     assert result["loss"] == pytest.approx(loss_of_output(out), rel=1e-12)
     np.testing.assert_allclose(result["output_error"], d_output, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(result["backward"][-1]["delta"], d_aggregate, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("update_rule", ["standard", "dirty"])
+def test_trainer_takes_the_traced_first_step(
+    notebook_network: NetworkSpec, notebook_parameters: Parameters, update_rule: str
+) -> None:
+    # One epoch of one sample is one step: training must move the weights exactly as the
+    # trace says, under either update rule.
+    spec = RunSpec.from_dict(
+        {
+            "network": NOTEBOOK_NETWORK,
+            "training": {
+                "loss": "mse",
+                "optimizer": "sgd",
+                "learning_rate": 0.01,
+                "epochs": 1,
+                "batch_size": 1,
+                "update_rule": update_rule,
+            },
+        }
+    )
+    trainer = Trainer(spec, [[1.0, 1.0]], [[1.0]], initial_parameters=notebook_parameters)
+
+    list(trainer.run())
+
+    traced = _trace(notebook_network, notebook_parameters, update_rule)["updated"]["layers"]
+    for layer, expected in enumerate(traced):
+        assert_close(trainer.params.weights[layer], expected["weights"])
+        assert_close(trainer.params.biases[layer], expected["bias"])
+    if update_rule == "dirty":
+        assert_close(trainer.params.weights[0], DIRTY_UPDATED_W1)
+        assert_close(trainer.params.biases[0], DIRTY_UPDATED_B1)
