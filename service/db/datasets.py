@@ -1,6 +1,5 @@
 """Dataset queries. Query functions never commit: the caller owns the transaction."""
 
-from datetime import datetime
 from typing import Any, TypedDict
 
 import numpy as np
@@ -9,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from service.db.blobs import array_to_npy, npy_to_array
 from service.db.models import DatasetRow, JobRow
-from service.db.pagination import decode_cursor, page_of
+from service.db.pagination import decode_cursor, newest_first_page, page_of
 from service.errors import Conflict, NotFound
 
 
@@ -77,15 +76,7 @@ def list_datasets(
     session: Session, limit: int, cursor: str | None
 ) -> tuple[list[DatasetRow], str | None]:
     """Newest first; returns the page and the cursor of the next one."""
-    query = select(DatasetRow).order_by(DatasetRow.created_at.desc(), DatasetRow.id.desc())
-    if cursor is not None:
-        created_at, dataset_id = decode_cursor(cursor, (datetime, str))
-        query = query.where(
-            (DatasetRow.created_at < created_at)
-            | ((DatasetRow.created_at == created_at) & (DatasetRow.id < dataset_id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return page_of(rows, limit, lambda d: [d.created_at, d.id])
+    return newest_first_page(session, DatasetRow, select(DatasetRow), limit, cursor)
 
 
 def delete_dataset(session: Session, dataset_id: str) -> None:

@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 from service.core import EpochRecord, RunSpec
 from service.db.base import utc_now
 from service.db.models import HistoryRow, JobRow, JobStatus, SnapshotRow
-from service.db.pagination import decode_cursor, page_of
+from service.db.pagination import decode_cursor, newest_first_page, page_of
 from service.db.statements import update_row, upsert
 from service.errors import Conflict, NotFound
 
@@ -79,19 +78,12 @@ def list_jobs(
     model_name: str | None = None,
 ) -> tuple[list[JobRow], str | None]:
     """Newest first, optionally filtered by status and model name."""
-    query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
+    query = select(JobRow)
     if status is not None:
         query = query.where(JobRow.status == status)
     if model_name is not None:
         query = query.where(JobRow.model_name == model_name)
-    if cursor is not None:
-        created_at, job_id = decode_cursor(cursor, (datetime, str))
-        query = query.where(
-            (JobRow.created_at < created_at)
-            | ((JobRow.created_at == created_at) & (JobRow.id < job_id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return page_of(rows, limit, lambda job: [job.created_at, job.id])
+    return newest_first_page(session, JobRow, query, limit, cursor)
 
 
 def cancel_job(session: Session, job_id: str) -> JobRow:

@@ -7,9 +7,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+from service.db.models import DatasetRow, JobRow
 from service.errors import Invalid
 
 T = TypeVar("T")
+# The tables listed newest first: each has a creation time and a unique id to break ties.
+NewestFirst = TypeVar("NewestFirst", DatasetRow, JobRow)
 
 
 def _bad_cursor() -> Invalid:
@@ -52,3 +58,22 @@ def page_of(rows: list[T], limit: int, key: Callable[[T], list[Any]]) -> tuple[l
             [v.isoformat() if isinstance(v, datetime) else v for v in last]
         )
     return rows, None
+
+
+def newest_first_page(
+    session: Session,
+    table: type[NewestFirst],
+    query: Select[NewestFirst],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[NewestFirst], str | None]:
+    """A page of `query`'s rows of `table`, newest first (ties by id), and the next cursor."""
+    query = query.order_by(table.created_at.desc(), table.id.desc())
+    if cursor is not None:
+        created_at, row_id = decode_cursor(cursor, (datetime, str))
+        query = query.where(
+            (table.created_at < created_at)
+            | ((table.created_at == created_at) & (table.id < row_id))
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda row: [row.created_at, row.id])
