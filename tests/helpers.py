@@ -1,6 +1,8 @@
-"""Helpers shared by the API and end-to-end tests."""
+"""Helpers shared by the API, CLI and end-to-end tests."""
 
 import json
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +33,16 @@ def row_counts(url: str) -> dict[str, int]:
 
 
 XOR_DATASET = {"name": "xor", "generator": {"kind": "xor", "n_samples": 4}}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on just now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def backprop_command(*args: str) -> list[str]:
+    """The `backprop` command line, run with this interpreter."""
+    return [sys.executable, "-m", "service.cli", *args]

@@ -16,8 +16,7 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db import HistoryRow, JobRow, JobStatus, make_engine, make_session_factory
 from tests.e2e.test_events import Event, assert_well_formed, epochs_of, parse_events
-from tests.e2e.test_newcomer import free_port
-from tests.helpers import XOR_DATASET
+from tests.helpers import XOR_DATASET, free_port
 
 
 @pytest.fixture

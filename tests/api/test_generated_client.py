@@ -6,7 +6,6 @@ precise enough to drive the service, and the client's names are the chosen ones
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import example_spec
+from tests.helpers import backprop_command, example_spec, free_port
 
 PACKAGE = "backprop_client"
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
@@ -41,27 +40,16 @@ MODELS = [
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def backprop(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
-
-
 @pytest.fixture
 def base_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """`backprop serve` with one worker process, on a database of this test's own."""
     env = {**os.environ, "BACKPROP_DATABASE_URL": database_url, "BACKPROP_WORKERS": "1"}
-    subprocess.run(backprop("db", "upgrade"), env=env, check=True, timeout=60)
+    subprocess.run(backprop_command("db", "upgrade"), env=env, check=True, timeout=60)
     url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            backprop("serve", "--port", url.rsplit(":", 1)[1]),
+            backprop_command("serve", "--port", url.rsplit(":", 1)[1]),
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -23,8 +23,7 @@ from service.config import Settings
 from service.core import Model, Parameters, RunSpec
 from service.db import SnapshotRow, make_engine, make_session_factory, registry
 from tests.api.test_bad_input import assert_problem, job_body
-from tests.e2e.test_newcomer import free_port
-from tests.helpers import XOR_DATASET, row_counts
+from tests.helpers import XOR_DATASET, free_port, row_counts
 
 MB = 1024 * 1024
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.e2e.test_newcomer import backprop, free_port
+from tests.helpers import backprop_command, free_port
 
 
 def test_serve_migrate_starts_on_an_empty_database_and_health_follows_it(tmp_path: Path) -> None:
@@ -22,14 +22,16 @@ def test_serve_migrate_starts_on_an_empty_database_and_health_follows_it(tmp_pat
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            backprop("serve", "--migrate", "--workers", "0"),
+            backprop_command("serve", "--migrate", "--workers", "0"),
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run(backprop("health"), env=env, capture_output=True).returncode != 0:
+        while (
+            subprocess.run(backprop_command("health"), env=env, capture_output=True).returncode != 0
+        ):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
@@ -38,7 +40,7 @@ def test_serve_migrate_starts_on_an_empty_database_and_health_follows_it(tmp_pat
         process.send_signal(signal.SIGINT)
         process.wait(30)
 
-    stopped = subprocess.run(backprop("health"), env=env, capture_output=True, text=True)
+    stopped = subprocess.run(backprop_command("health"), env=env, capture_output=True, text=True)
     assert stopped.returncode == 1
     assert stopped.stderr.startswith(f"unhealthy: http://127.0.0.1:{port}/health")
 
@@ -49,7 +51,7 @@ def test_db_upgrade_before_the_database_is_up_fails_in_one_line() -> None:
         "BACKPROP_DATABASE_URL": f"postgresql+psycopg://backprop@127.0.0.1:{free_port()}/none",
     }
     result = subprocess.run(
-        backprop("db", "upgrade"), env=env, capture_output=True, text=True, timeout=60
+        backprop_command("db", "upgrade"), env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot use the database:"), result.stderr

@@ -3,9 +3,7 @@
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import example_spec
+from tests.helpers import backprop_command, example_spec, free_port
 
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
 XOR_TARGETS = [1, 0, 0, 1]
@@ -22,17 +20,6 @@ XOR_TARGETS = [1, 0, 0, 1]
 # The README's examples: the notebook's own configuration and the 2-8-1 tanh network.
 NOTEBOOK_JOB = {"model_name": "notebook", **example_spec("notebook"), "checkpoint_every": 100}
 TANH_JOB = {"model_name": "xor-net", **example_spec("xor-tanh"), "checkpoint_every": 50}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def backprop(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
 
 
 class Server:
@@ -63,12 +50,12 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
         # The tests read the server's log lines as JSON.
         "BACKPROP_LOG_FORMAT": "json",
     }
-    subprocess.run(backprop("db", "upgrade"), env=env, check=True, timeout=60)
+    subprocess.run(backprop_command("db", "upgrade"), env=env, check=True, timeout=60)
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            backprop("serve", "--port", str(port)),
+            backprop_command("serve", "--port", str(port)),
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -195,7 +182,7 @@ def test_serve_refuses_an_unmigrated_database(database_url: str) -> None:
     env = {**os.environ, "BACKPROP_DATABASE_URL": database_url}
 
     result = subprocess.run(
-        backprop("serve", "--port", str(free_port())),
+        backprop_command("serve", "--port", str(free_port())),
         env=env,
         capture_output=True,
         text=True,
