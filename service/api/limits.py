@@ -4,7 +4,7 @@ work and answer size of a prediction."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.problems import problem
+from service.api.problems import domain_problem
 from service.config import Settings
 from service.core import NetworkSpec
 from service.errors import Invalid, TooLarge
@@ -103,7 +103,7 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = self._too_large()
         # Sent from outside the exception handlers: the problem they write for the error.
-        response = problem(error.status, error.detail, error.errors)
+        response = domain_problem(error)
         # Tell the client we will not read the rest of its body.
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

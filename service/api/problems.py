@@ -93,9 +93,14 @@ def _validation_problem(request: Request, error: Exception) -> ProblemResponse:
     return problem(422, f"{where}: {first['msg']}{more}", errors)
 
 
+def domain_problem(error: DomainError) -> ProblemResponse:
+    """The problem+json answer to a domain error, wherever it is raised."""
+    return problem(error.status, error.detail, error.errors)
+
+
 def _domain_problem(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, DomainError)
-    return problem(error.status, error.detail, error.errors)
+    return domain_problem(error)
 
 
 def _spec_problem(request: Request, error: Exception) -> ProblemResponse:
