@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from service.api import auth, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
-from service.api.predictions import ModelCache
+from service.api.predictions import ModelCache, ModelResolver
 from service.api.responses import JSONResponse
 from service.api.routes import datasets, events, jobs, metrics, models, probes, trace
 from service.api.telemetry import RequestTelemetry
@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.read_session_factory = make_session_factory(read_engine)
         app.state.model_cache = ModelCache(settings.model_cache_size)
+        app.state.model_resolver = ModelResolver(
+            app.state.model_cache, app.state.read_session_factory
+        )
         if not settings.api_keys:
             log.warning("BACKPROP_API_KEYS is not set: the API is open to anyone who can reach it")
         jobs_collector = JobsCollector(

@@ -41,7 +41,8 @@ def read_sessions(request: Request) -> sessionmaker[Session]:
 
 
 def model_resolver(request: Request) -> ModelResolver:
-    return ModelResolver(request.app.state.model_cache, read_sessions(request))
+    resolver: ModelResolver = request.app.state.model_resolver
+    return resolver
 
 
 # Plain `async def`: FastAPI runs sync dependencies in its thread pool, a hand-off that
