@@ -82,6 +82,12 @@ def spec_fields(spec: type) -> dict[str, Field[Any]]:
     return {f.name: f for f in fields(spec)}
 
 
+def bounds_of(spec: type, name: str) -> Bounds:
+    """The bounds declared for `spec.name` (of each item, for a list)."""
+    bounds: Bounds = spec_fields(spec)[name].metadata["bounds"]
+    return bounds
+
+
 def _check_keys(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
     if not isinstance(data, Mapping):
         raise SpecError(prefix, "must be an object")
@@ -103,21 +109,12 @@ def _integer(value: Any, field: str, bounds: Bounds) -> int:
     return value
 
 
-def _number(
-    value: Any,
-    field: str,
-    *,
-    above: float | None = None,
-    at_least: float | None = None,
-    below: float | None = None,
-    bounds: Bounds = Bounds(),
-) -> float:
+def _number(value: Any, field: str, bounds: Bounds) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(field, f"must be a number, got {value!r}")
     number = float(value)
     if not math.isfinite(number):
         raise SpecError(field, "must be finite")
-    Bounds(gt=above, ge=at_least, lt=below).check(number, field)
     bounds.check(number, field)
     return number
 
@@ -138,7 +135,7 @@ def _value(declared: Field[Any], value: Any, field: str) -> Any:
         return value
     if kind in (int, int | None):
         return _integer(value, field, bounds)
-    return _number(value, field, bounds=bounds)
+    return _number(value, field, bounds)
 
 
 @dataclass(frozen=True)

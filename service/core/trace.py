@@ -8,7 +8,15 @@ from .errors import SpecError
 from .losses import LOSSES
 from .network import Backprop, Parameters, Workspace, with_ones
 from .optimizers import EVERYTHING, SGD
-from .spec import UPDATE_RULES, NetworkSpec, _choice, _number, check_loss_fits_output
+from .spec import (
+    UPDATE_RULES,
+    NetworkSpec,
+    TrainingSpec,
+    _choice,
+    _number,
+    bounds_of,
+    check_loss_fits_output,
+)
 
 
 def trace_step(
@@ -26,7 +34,8 @@ def trace_step(
     _choice(loss, LOSSES, "loss")
     check_loss_fits_output(network, loss, "loss")
     _choice(update_rule, UPDATE_RULES, "update_rule")
-    lr = _number(learning_rate, "learning_rate", above=0)
+    # The bounds of a training run's learning rate, which the API's trace body shows too.
+    lr = _number(learning_rate, "learning_rate", bounds_of(TrainingSpec, "learning_rate"))
     x = with_ones(_vector(inputs, network.n_inputs, "input"))
     t = _vector(target, network.n_outputs, "target")
 

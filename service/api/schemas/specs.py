@@ -21,7 +21,7 @@ from service.api.schemas.common import (
     ScheduleName,
     UpdateRule,
 )
-from service.core.spec import Bounds, NetworkSpec, TrainingSpec, spec_fields
+from service.core.spec import Bounds, NetworkSpec, TrainingSpec, bounds_of, spec_fields
 
 # The 2-8-1 tanh network that learns XOR: the example wherever a spec appears.
 EXAMPLE_NETWORK: JsonDict = {
@@ -53,14 +53,14 @@ def core_field(spec: type, name: str, **extra: Any) -> Any:
     if length is not None:
         extra.update(min_length=length.ge, max_length=length.le)
     elif declared.type != int | None:
-        extra.update(declared.metadata["bounds"].as_dict())
+        extra.update(bounds_of(spec, name).as_dict())
     return Field(default, **extra)
 
 
 def core_bounds(spec: type, name: str) -> Any:
     """The bounds the core declares for `spec.name`, for a list's item type or a nullable
     field's non-null type: `Annotated[int, core_bounds(...), FROM_WHOLE_FLOAT] | None`."""
-    bounds: dict[str, Any] = spec_fields(spec)[name].metadata["bounds"].as_dict()
+    bounds: dict[str, Any] = bounds_of(spec, name).as_dict()
     return Field(**bounds)
 
 
