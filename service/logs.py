@@ -67,8 +67,8 @@ def log_event(
     **fields: object,
 ) -> None:
     """Log `event` (e.g. "job.claimed") as the message, with `fields` as fields of the line:
-    keys of the JSON object, `key=value` after the event in text. A field also in the log
-    context wins over it on this line."""
+    keys of the JSON object, `key=value` after the event in text. Where a field is also in
+    the log context, the value given here is the one this line carries."""
     logger.log(
         level,
         event,
