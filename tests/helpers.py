@@ -1,11 +1,19 @@
 """Helpers shared by the API, CLI and end-to-end tests."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import pytest
 from sqlalchemy import func, select
 
 from service.db import Base, make_engine
@@ -46,3 +54,70 @@ def free_port() -> int:
 def backprop_command(*args: str) -> list[str]:
     """The `backprop` command line, run with this interpreter."""
     return [sys.executable, "-m", "service.cli", *args]
+
+
+class Server:
+    """`backprop serve` running as a process of its own: its address and its log file."""
+
+    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+        self.process, self.base_url, self.log = process, base_url, log
+
+    def worker_pids(self) -> list[int]:
+        """The processes of `serve.workers_started`, read from the JSON lines logged so far
+        (a line still being written is left out)."""
+        logged = self.log.read_text()
+        ended = logged[: logged.rfind("\n") + 1].splitlines()
+        started = [
+            line["pids"]
+            for line in map(json.loads, ended)
+            if line["message"] == "serve.workers_started"
+        ]
+        assert started, logged
+        pids: list[int] = started[0]
+        return pids
+
+
+@contextmanager
+def running_service(database_url: str, log: Path, workers: int) -> Iterator[Server]:
+    """`backprop serve` with `workers` worker processes on the database at `database_url`
+    (migrated first), once it is ready; stopped with Ctrl-C (SIGINT) afterwards. It logs
+    JSON lines to `log`."""
+    env = {
+        **os.environ,
+        "BACKPROP_DATABASE_URL": database_url,
+        "BACKPROP_WORKERS": str(workers),
+        # Tests read the server's log lines as JSON.
+        "BACKPROP_LOG_FORMAT": "json",
+    }
+    subprocess.run(backprop_command("db", "upgrade"), env=env, check=True, timeout=60)
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            backprop_command("serve", "--port", str(port)),
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx2.get(f"{server.base_url}/ready").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the service did not become ready:\n{log.read_text()}")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

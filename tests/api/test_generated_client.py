@@ -4,8 +4,6 @@ precise enough to drive the service, and the client's names are the chosen ones
 (`create_dataset`, `PredictRequest`), not FastAPI's path-and-method defaults."""
 
 import importlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import backprop_command, example_spec, free_port
+from tests.helpers import example_spec, running_service
 
 PACKAGE = "backprop_client"
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
@@ -43,36 +41,8 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 @pytest.fixture
 def base_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """`backprop serve` with one worker process, on a database of this test's own."""
-    env = {**os.environ, "BACKPROP_DATABASE_URL": database_url, "BACKPROP_WORKERS": "1"}
-    subprocess.run(backprop_command("db", "upgrade"), env=env, check=True, timeout=60)
-    url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            backprop_command("serve", "--port", url.rsplit(":", 1)[1]),
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        while not _ready(url):
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx2.get(f"{url}/ready").status_code == 200
-    except httpx2.TransportError:
-        return False
+    with running_service(database_url, tmp_path / "serve.log", workers=1) as server:
+        yield server.base_url
 
 
 @pytest.fixture

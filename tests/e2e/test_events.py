@@ -7,7 +7,8 @@ from typing import Any
 import httpx2
 import orjson
 
-from tests.e2e.test_newcomer import Server, server
+from tests.e2e.test_newcomer import server
+from tests.helpers import Server
 
 __all__ = ["server"]  # the fixture, imported so that pytest finds it here
 

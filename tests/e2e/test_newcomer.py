@@ -1,6 +1,5 @@
 """A newcomer's first session, against `backprop serve` started as a real process."""
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import backprop_command, example_spec, free_port
+from tests.helpers import Server, backprop_command, example_spec, free_port, running_service
 
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
 XOR_TARGETS = [1, 0, 0, 1]
@@ -22,67 +21,10 @@ NOTEBOOK_JOB = {"model_name": "notebook", **example_spec("notebook"), "checkpoin
 TANH_JOB = {"model_name": "xor-net", **example_spec("xor-tanh"), "checkpoint_every": 50}
 
 
-class Server:
-    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
-        self.process, self.base_url, self.log = process, base_url, log
-
-    def worker_pids(self) -> list[int]:
-        """The processes of `serve.workers_started`, read from the JSON lines logged so far
-        (a line still being written is left out)."""
-        logged = self.log.read_text()
-        ended = logged[: logged.rfind("\n") + 1].splitlines()
-        started = [
-            line["pids"]
-            for line in map(json.loads, ended)
-            if line["message"] == "serve.workers_started"
-        ]
-        assert started, logged
-        pids: list[int] = started[0]
-        return pids
-
-
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    env = {
-        **os.environ,
-        "BACKPROP_DATABASE_URL": database_url,
-        "BACKPROP_WORKERS": "2",
-        # The tests read the server's log lines as JSON.
-        "BACKPROP_LOG_FORMAT": "json",
-    }
-    subprocess.run(backprop_command("db", "upgrade"), env=env, check=True, timeout=60)
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            backprop_command("serve", "--port", str(port)),
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx2.get(f"{server.base_url}/ready").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"the service did not become ready:\n{log.read_text()}")
+    with running_service(database_url, tmp_path / "serve.log", workers=2) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def wait_for(client: httpx2.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
