@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -38,6 +39,26 @@ def row_counts(url: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
+
+
+# The notebook's network, as examples/notebook.json (the README's example) has it.
+NOTEBOOK_NETWORK: dict[str, Any] = example_spec("notebook")["network"]
+
+
+def notebook_layers() -> dict[str, Any]:
+    """The notebook's start weights as `{"layers": [{"weights", "bias"}, ...]}`."""
+    # The notebook draws in this order from the legacy global generator seeded with 0.
+    rng = np.random.RandomState(0)
+    b1 = rng.randn(2, 1)
+    w1 = rng.randn(2, 2)
+    b2 = rng.randn(1, 1)
+    w2 = rng.randn(1, 2)
+    return {
+        "layers": [
+            {"weights": w1.tolist(), "bias": b1[:, 0].tolist()},
+            {"weights": w2.tolist(), "bias": b2[:, 0].tolist()},
+        ]
+    }
 
 
 XOR_DATASET = {"name": "xor", "generator": {"kind": "xor", "n_samples": 4}}

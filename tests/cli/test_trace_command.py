@@ -10,25 +10,7 @@ import numpy as np
 import pytest
 
 from service.core import NetworkSpec, Parameters, trace_step
-
-NOTEBOOK_NETWORK: dict[str, Any] = {
-    "layers": [2, 2, 1],
-    "hidden_activation": "relu",
-    "output_activation": "identity",
-    "init": "normal",
-}
-
-
-def _notebook_layers() -> dict[str, Any]:
-    """The notebook's start weights: `np.random.seed(0)`, then b1, W1, b2, W2 from randn."""
-    rng = np.random.RandomState(0)
-    b1, w1, b2, w2 = rng.randn(2, 1), rng.randn(2, 2), rng.randn(1, 1), rng.randn(1, 2)
-    return {
-        "layers": [
-            {"weights": w1.tolist(), "bias": b1[:, 0].tolist()},
-            {"weights": w2.tolist(), "bias": b2[:, 0].tolist()},
-        ]
-    }
+from tests.helpers import NOTEBOOK_NETWORK, notebook_layers
 
 
 def _run_trace(body: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -46,7 +28,7 @@ def _run_trace(body: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProc
 def _body(update_rule: str) -> dict[str, Any]:
     return {
         "network": NOTEBOOK_NETWORK,
-        "parameters": _notebook_layers(),
+        "parameters": notebook_layers(),
         "input": [1, 1],
         "target": [1],
         "loss": "mse",
@@ -64,7 +46,7 @@ def test_cli_trace_prints_exactly_what_trace_step_returns(tmp_path: Path, update
     network = NetworkSpec.from_dict(NOTEBOOK_NETWORK)
     expected = trace_step(
         network,
-        Parameters.from_layers(network.layers, _notebook_layers()),
+        Parameters.from_layers(network.layers, notebook_layers()),
         [1, 1],
         [1],
         loss="mse",

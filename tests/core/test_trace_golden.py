@@ -39,29 +39,7 @@ import pytest
 from service.core import NetworkSpec, Parameters, RunSpec, Trainer, trace_step
 from service.core.activations import OUTPUT as OUTPUT_ACTIVATIONS
 from service.core.losses import LOSSES
-
-NOTEBOOK_NETWORK: dict[str, Any] = {
-    "layers": [2, 2, 1],
-    "hidden_activation": "relu",
-    "output_activation": "identity",
-    "init": "normal",
-}
-
-
-def _notebook_layers() -> dict[str, Any]:
-    """The notebook's start weights as `{"layers": [{"weights", "bias"}, ...]}`."""
-    # The notebook draws in this order from the legacy global generator seeded with 0.
-    rng = np.random.RandomState(0)
-    b1 = rng.randn(2, 1)
-    w1 = rng.randn(2, 2)
-    b2 = rng.randn(1, 1)
-    w2 = rng.randn(1, 2)
-    return {
-        "layers": [
-            {"weights": w1.tolist(), "bias": b1[:, 0].tolist()},
-            {"weights": w2.tolist(), "bias": b2[:, 0].tolist()},
-        ]
-    }
+from tests.helpers import NOTEBOOK_NETWORK, notebook_layers
 
 
 @pytest.fixture
@@ -71,7 +49,7 @@ def notebook_network() -> NetworkSpec:
 
 @pytest.fixture
 def notebook_parameters(notebook_network: NetworkSpec) -> Parameters:
-    return Parameters.from_layers(notebook_network.layers, _notebook_layers())
+    return Parameters.from_layers(notebook_network.layers, notebook_layers())
 
 
 TOL = 1e-7
