@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from service.core import RunSpec
 from service.db import Base, make_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -59,6 +60,21 @@ def notebook_layers() -> dict[str, Any]:
             {"weights": w2.tolist(), "bias": b2[:, 0].tolist()},
         ]
     }
+
+
+def diverging_run() -> tuple[RunSpec, np.ndarray, np.ndarray]:
+    """A spec and data `(20, 3)`, `(20, 1)` whose training diverges within its 500 epochs:
+    learning rate 5 on targets of size ~10."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    y = 10 * x @ np.array([[1.0], [2.0], [-3.0]])
+    spec = RunSpec.from_dict(
+        {
+            "network": {"layers": [3, 8, 1], "hidden_activation": "tanh"},
+            "training": {"learning_rate": 5.0, "epochs": 500, "batch_size": 4},
+        }
+    )
+    return spec, x, y
 
 
 XOR_DATASET = {"name": "xor", "generator": {"kind": "xor", "n_samples": 4}}

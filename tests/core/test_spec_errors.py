@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.core import RunSpec, SpecError, Trainer
+from tests.helpers import diverging_run
 
 VALID: dict[str, Any] = {
     "network": {
@@ -98,15 +99,7 @@ def test_bad_data_raises_spec_error_naming_the_field(
 
 
 def test_huge_learning_rate_diverges_and_keeps_the_previous_epochs_weights() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(20, 3))
-    y = 10 * x @ np.array([[1.0], [2.0], [-3.0]])
-    spec = RunSpec.from_dict(
-        {
-            "network": {"layers": [3, 8, 1], "hidden_activation": "tanh"},
-            "training": {"learning_rate": 5.0, "epochs": 500, "batch_size": 4},
-        }
-    )
+    spec, x, y = diverging_run()
     trainer = Trainer(spec, x, y)
     weights_after: dict[int, np.ndarray] = {0: trainer.params.flat.copy()}
 

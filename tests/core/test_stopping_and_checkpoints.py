@@ -9,6 +9,7 @@ import pytest
 
 from service.core import Model, Parameters, RunSpec, SpecError, Trainer
 from service.core.serialization import pack
+from tests.helpers import diverging_run
 
 # y = 2x + 1, and a 1-1 identity network that starts at w = 2, b = 1: every loss is exactly
 # 0, so no epoch after the first improves on it.
@@ -80,21 +81,8 @@ def test_an_improvement_smaller_than_min_delta_does_not_count() -> None:
     assert stopped.best_epoch == 1
 
 
-def _diverging() -> tuple[RunSpec, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(20, 3))
-    y = 10 * x @ np.array([[1.0], [2.0], [-3.0]])
-    spec = RunSpec.from_dict(
-        {
-            "network": {"layers": [3, 8, 1], "hidden_activation": "tanh"},
-            "training": {"learning_rate": 5.0, "epochs": 500, "batch_size": 4},
-        }
-    )
-    return spec, x, y
-
-
 def test_checkpoint_of_a_diverged_run_restores_a_diverged_run() -> None:
-    spec, x, y = _diverging()
+    spec, x, y = diverging_run()
     trainer = Trainer(spec, x, y)
     list(trainer.run())
     assert trainer.diverged
@@ -213,7 +201,7 @@ def test_a_loss_overflowing_to_infinity_stops_the_run_though_the_weights_are_fin
 
 
 def test_a_run_diverging_with_early_stopping_on_restores_the_best_weights() -> None:
-    spec, x, y = _diverging()
+    spec, x, y = diverging_run()
     patient = RunSpec.from_dict(
         {
             "network": spec.network.to_dict(),
