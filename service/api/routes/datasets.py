@@ -147,7 +147,7 @@ def get_dataset(dataset_id: DatasetId, session: ReadSessionDep) -> Any:
     operation_id="list_dataset_rows",
     response_model=Page[SampleRead],
     responses={200: {"links": ROWS_LINKS}, **problem_responses(404, 422)},
-    summary="Get a dataset's inputs and targets",
+    summary="List a dataset's rows (inputs and targets), a page at a time",
 )
 def get_rows(
     dataset_id: DatasetId, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
