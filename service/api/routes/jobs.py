@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
@@ -12,18 +13,21 @@ from service.api.deps import (
     body_schema,
     model_resolver,
     parse_body,
+    read_sessions,
 )
 from service.api.limits import check_parameter_count, check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.params import JobId, ModelNameFilter
-from service.api.predictions import predict_off_loop
+from service.api.predictions import evaluation_body, predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.schemas import (
     MAX_STORED_INT,
+    EvaluateResponse,
     HistoryPoint,
     JobCreate,
+    JobEvaluateRequest,
     JobPredictRequest,
     JobRead,
     Page,
@@ -262,3 +266,24 @@ async def predict(job_id: JobId, request: Request) -> Any:
     model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
     check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
     return JSONResponse(await predict_off_loop(model, body.inputs, epoch=epoch))
+
+
+@router.post(
+    "/{job_id:id}/evaluate",
+    operation_id="evaluate_job",
+    response_model=EvaluateResponse,
+    responses=problem_responses(404, 413, 422),
+    summary="Evaluate a job's weights at a snapshot epoch (default: the latest) on labelled data",
+    description="Loss (on the scaled problem the model trains on, as in the job's history), "
+    "metrics in the data's own units, and for classifiers the confusion matrix, on a stored "
+    "dataset or on inline rows with their labels or targets.",
+    openapi_extra=body_schema(JobEvaluateRequest),
+)
+async def evaluate(job_id: JobId, request: Request) -> Any:
+    body = await parse_body(request, JobEvaluateRequest)
+    model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
+    evaluation = await run_in_threadpool(
+        evaluation_body, request.app.state.settings, read_sessions(request), model, body
+    )
+    evaluation["epoch"] = epoch
+    return JSONResponse(evaluation)

@@ -1,0 +1,113 @@
+"""Evaluation of a registered model or a job's snapshot on labelled data: a stored dataset
+or rows given inline."""
+
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, model_validator
+
+from service.api.schemas.common import Id, Input, Name, Output, Rows
+from service.api.schemas.predictions import ClassName, Epoch, ModelRef, Version
+
+# Strict like every request body: `1.0` is not the class `1`, nor `"1"` the class 1.
+ClassNames = Annotated[list[ClassName], Field(min_length=1)]
+
+DATA_RULE = (
+    "Give `dataset_id`, or `inputs` with `labels` (class names, for classifiers) or "
+    "`targets` (rows, for regression models or encoded classifier targets); inputs rows "
+    "as wide as the model's input and one label or targets row per inputs row."
+)
+
+
+class EvaluationData(Input):
+    dataset_id: Id | None = Field(None, description="A stored dataset to evaluate on.")
+    inputs: Rows | None = Field(None, description="Raw input rows, as for a prediction.")
+    labels: ClassNames | None = Field(
+        None, description="One class name per inputs row, of the model's classes."
+    )
+    targets: Rows | None = Field(None, description="One targets row per inputs row.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EvaluationData":
+        given = [self.labels is not None, self.targets is not None]
+        if self.dataset_id is not None:
+            if self.inputs is not None or any(given):
+                raise ValueError("give dataset_id or inputs, not both")
+        elif self.inputs is None:
+            raise ValueError("give dataset_id, or inputs with labels or targets")
+        elif given.count(True) != 1:
+            raise ValueError("give inputs with labels or targets (one of them)")
+        return self
+
+
+class EvaluateRequest(EvaluationData):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": f"{DATA_RULE} `version` or `alias`, not both.",
+            "examples": [
+                {"inputs": [[5.1, 3.5], [6.7, 3.0]], "labels": ["setosa", "virginica"]},
+                {"dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b", "alias": "production"},
+            ],
+        }
+    )
+
+    version: Version | None = Field(None, description="A version number; default the latest.")
+    alias: Name | None = Field(None, description="An alias such as `production`.")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> "EvaluateRequest":
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give version or alias, not both")
+        return self
+
+
+class JobEvaluateRequest(EvaluationData):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": DATA_RULE,
+            "examples": [{"dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b", "epoch": 50}],
+        }
+    )
+
+    epoch: Epoch | None = Field(None, description="A snapshot epoch; default the latest.")
+
+
+class ConfusionMatrix(Output):
+    classes: list[ClassName] = Field(description="The order of the matrix's rows and columns.")
+    matrix: list[list[int]] = Field(
+        description="Row i, column j: samples of class i predicted as class j."
+    )
+
+
+class EvaluateResponse(Output):
+    """`loss` is on the problem the network is trained on (inputs and targets scaled as
+    the model's preprocessing says), comparable to the job's history; `metrics` are in
+    the data's own units."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "n_samples": 4,
+                    "loss": 0.21,
+                    "metrics": {"accuracy": 0.75, "precision": 0.83, "recall": 0.75, "f1": 0.73},
+                    "confusion_matrix": {"classes": ["cat", "dog"], "matrix": [[2, 0], [1, 1]]},
+                    "model": {"name": "pets", "version": 1},
+                }
+            ]
+        }
+    )
+
+    n_samples: int
+    loss: float | None = Field(
+        description="The model's loss on the scaled problem (as in the job's history); "
+        "null if not finite."
+    )
+    metrics: dict[str, float | None] = Field(
+        description="Classifiers: accuracy and macro precision, recall and F1. Regression: "
+        "mae, rmse and r2 in the targets' own units. Null where not finite."
+    )
+    confusion_matrix: ConfusionMatrix | None = Field(
+        description="For classifiers; null for regression."
+    )
+    model: ModelRef | None = None
+    epoch: int | None = None
