@@ -219,10 +219,7 @@ def evaluation_body(
         assert data.inputs is not None
         check_prediction_size(settings, trained.spec, len(data.inputs))
         if data.labels is not None:
-            _check_rows(data.labels, len(data.inputs), "labels")
             return _evaluate(trained, data.inputs, Labels.from_values(data.labels))
-        assert data.targets is not None
-        _check_rows(data.targets, len(data.inputs), "targets")
         return _evaluate(trained, data.inputs, data.targets)
     with sessions() as session:
         dataset = dataset_queries.get_dataset(session, data.dataset_id)
@@ -237,28 +234,14 @@ def evaluation_body(
         ) from None
 
 
-def _check_rows(answers: list[Any], n_inputs: int, field: str) -> None:
-    if len(answers) != n_inputs:
-        raise SpecError(field, f"has {len(answers)} rows but inputs has {n_inputs}")
-
-
 def _evaluate(trained: Model, inputs: Any, answers: Any) -> dict[str, Any]:
-    """`answers` are Labels for classifiers and target rows for regression models (or
-    for classifiers trained on encoded targets, which know no class names)."""
+    """`answers` are Labels, or target rows for regression models and for classifiers
+    trained on encoded targets (which know no class names)."""
     if isinstance(answers, Labels):
-        if not trained.is_classifier:
-            raise SpecError(
-                "labels",
-                "the model is a regression model (identity output): evaluate it on targets",
-            )
         return evaluate(trained, inputs, labels=answers)
     if trained.classes is not None:
         raise SpecError(
             "targets",
-            f"the model predicts the classes {list(trained.classes)}: evaluate it on labels",
+            f"the model predicts the classes {list(trained.classes)}: give labels, not targets",
         )
-    width = trained.spec.n_outputs
-    if any(len(row) != width for row in answers):
-        raise SpecError("targets", f"rows must have {width} values, as the model's outputs")
-    targets = np.asarray(answers, dtype=np.float64)
-    return evaluate(trained, inputs, targets=targets)
+    return evaluate(trained, inputs, targets=answers)

@@ -70,8 +70,8 @@ class ModelVersionRead(Output):
     )
     preprocessing: dict[str, str] | None = Field(
         description="The scaling the model applies to raw inputs and inverts on its "
-        "outputs, by side (`inputs`, `targets`); null for models stored before "
-        "preprocessing existed, which apply none.",
+        "outputs, by side (`inputs`, `targets`); null when it applies none (so every "
+        "model stored before preprocessing existed).",
         examples=[{"inputs": "standardize", "targets": "none"}],
     )
     feature_names: list[str] | None = Field(
