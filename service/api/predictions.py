@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
 from service.api.limits import check_prediction_size
-from service.api.schemas import EvaluationData
+from service.api.schemas.evaluation import EvaluationData
 from service.config import Settings
 from service.core import Model, SpecError
 from service.core.labels import Labels

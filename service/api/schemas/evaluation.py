@@ -1,15 +1,15 @@
 """Evaluation of a registered model or a job's snapshot on labelled data: a stored dataset
 or rows given inline."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from service.api.schemas.common import Id, Input, Name, Output, Rows
+from service.api.schemas.common import Id, Input, Label, Name, Output, Rows
 from service.api.schemas.predictions import ClassName, Epoch, ModelRef, Version
 
 # Strict like every request body: `1.0` is not the class `1`, nor `"1"` the class 1.
-ClassNames = Annotated[list[ClassName], Field(min_length=1)]
+ClassNames = Annotated[list[Label], Field(min_length=1)]
 
 DATA_RULE = (
     "Give `dataset_id`, or `inputs` with `labels` (class names, for classifiers) or "
@@ -26,16 +26,31 @@ class EvaluationData(Input):
     )
     targets: Rows | None = Field(None, description="One targets row per inputs row.")
 
+    # Field validators, so an error names the field that should not be there.
+    @field_validator("inputs")
+    @classmethod
+    def _not_with_dataset(cls, inputs: Any, info: ValidationInfo) -> Any:
+        if inputs is not None and info.data.get("dataset_id") is not None:
+            raise ValueError("give dataset_id or inputs, not both")
+        return inputs
+
+    @field_validator("labels", "targets")
+    @classmethod
+    def _with_inputs(cls, answers: Any, info: ValidationInfo) -> Any:
+        if answers is None:
+            return answers
+        if info.data.get("dataset_id") is not None:
+            raise ValueError("a dataset has its own; give them with inputs instead")
+        if info.field_name == "targets" and info.data.get("labels") is not None:
+            raise ValueError("give labels or targets, not both")
+        return answers
+
     @model_validator(mode="after")
     def _one_source(self) -> "EvaluationData":
-        given = [self.labels is not None, self.targets is not None]
-        if self.dataset_id is not None:
-            if self.inputs is not None or any(given):
-                raise ValueError("give dataset_id or inputs, not both")
-        elif self.inputs is None:
+        if self.dataset_id is None and (
+            self.inputs is None or (self.labels is None and self.targets is None)
+        ):
             raise ValueError("give dataset_id, or inputs with labels or targets")
-        elif given.count(True) != 1:
-            raise ValueError("give inputs with labels or targets (one of them)")
         return self
 
 
