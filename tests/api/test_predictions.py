@@ -172,9 +172,7 @@ def test_a_model_stored_before_classes_and_preprocessing_answers_exactly_as_befo
         "labels": outputs.argmax(axis=1)[:, None].tolist(),
         "model": {"name": "old", "version": 1},
     }
-    assert by_job == {key: value for key, value in by_name.items() if key != "model"} | {
-        "epoch": 5
-    }
+    assert by_job == {key: value for key, value in by_name.items() if key != "model"} | {"epoch": 5}
     assert (version["task"], version["classes"], version["preprocessing"]) == (
         "classification",
         None,
