@@ -326,7 +326,7 @@ def test_task_fills_in_output_activation_and_loss(
 
 
 def test_task_defaults_keep_what_the_client_gave() -> None:
-    given = {
+    given: dict[str, Any] = {
         "network": {"layers": [2, 3, 2], "output_activation": "softmax"},
         "training": {"loss": "mse"},
     }
