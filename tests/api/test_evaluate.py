@@ -25,12 +25,15 @@ MATRIX = [[1, 0, 1], [1, 1, 0], [0, 1, 2]]
 
 
 def linear_model(
-    weights: list[float], biases: list[float], classes: tuple[ClassName, ...] | None
+    weights: list[float],
+    biases: list[float],
+    classes: tuple[ClassName, ...] | None,
+    identity: bool = False,
 ) -> Model:
     """A one-input, one-layer model with these weights: softmax over several outputs,
-    sigmoid for one output with classes, identity without."""
+    sigmoid for one output with classes, identity without (or when asked)."""
     width = len(weights)
-    if classes is None:
+    if classes is None or identity:
         output, loss = "identity", "mse"
     elif width == 1:
         output, loss = "sigmoid", "binary_crossentropy"
@@ -122,6 +125,24 @@ def test_labels_keep_their_type_through_evaluation(
     matrix = response.json()["confusion_matrix"]
     assert matrix == {"classes": [no, yes], "matrix": [[1, 1], [1, 2]]}
     assert [type(name) for name in matrix["classes"]] == [type(no), type(yes)]
+
+
+def test_a_model_trained_on_labels_with_an_identity_output_is_scored_as_a_classifier(
+    client: TestClient, db_session: Session
+) -> None:
+    # The notebook's XOR network trains identity + mse on 0/1 labels: it still has classes.
+    store_model(db_session, "xor", linear_model([1.0], [0.0], (0, 1), identity=True))
+
+    response = client.post(
+        "/v1/models/xor/evaluate", json={"inputs": [[-1], [1], [1], [2]], "labels": [0, 0, 1, 1]}
+    )
+    version = client.get("/v1/models/xor/versions/1").json()
+
+    assert response.status_code == 200, response.text
+    assert response.json()["confusion_matrix"] == {"classes": [0, 1], "matrix": [[1, 1], [0, 2]]}
+    # mse against the 0/1 encoding of the labels: outputs -1, 1, 1, 2.
+    assert response.json()["loss"] == pytest.approx(0.5 * (1 + 1 + 0 + 1) / 4)
+    assert (version["task"], version["classes"]) == ("classification", [0, 1])
 
 
 def test_a_regression_model_is_scored_in_the_targets_units(

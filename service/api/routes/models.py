@@ -109,7 +109,9 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
         "job_id": version.job_id,
         "epoch": version.epoch,
         "network": model.spec.to_dict(),
-        "task": "classification" if model.is_classifier else "regression",
+        "task": "classification"
+        if model.is_classifier or model.classes is not None
+        else "regression",
         "classes": None if model.classes is None else list(model.classes),
         "preprocessing": _preprocessing_kinds(model),
         "feature_names": None if model.feature_names is None else list(model.feature_names),

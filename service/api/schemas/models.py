@@ -62,7 +62,8 @@ class ModelVersionRead(Output):
     epoch: int
     network: dict[str, Any]
     task: Literal["classification", "regression"] = Field(
-        description="classification for sigmoid and softmax outputs, else regression."
+        description="classification for models trained on labels and for sigmoid and "
+        "softmax outputs, else regression."
     )
     classes: list[ClassName] | None = Field(
         description="The class names predictions answer, in the order of their "
