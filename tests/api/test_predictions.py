@@ -3,6 +3,7 @@ models trained on labels, raw units from models that scale, and models stored be
 either answering exactly as they did. Then the model resolver on a real database: what it
 answers from the cache, and how soon it sees what another process changed in the registry."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.predictions import RESOLVE_TTL_SECONDS, ModelCache, ModelResolver
+from service.config import Settings
 from service.core import Model, Parameters, RunSpec, Trainer
 from service.core.datasets import generate
 from service.core.labels import ClassName, Labels
@@ -24,6 +26,8 @@ from service.db import SnapshotRow, make_engine, make_session_factory, registry
 from service.db.datasets import create_dataset
 from service.db.jobs import create_job
 from service.errors import NotFound
+from service.jobs.worker import Worker
+from tests.jobs.worker_helpers import worker_settings
 
 SPEC = RunSpec.from_dict({"network": {"layers": [2, 1]}, "training": {"epochs": 1}})
 # Features far from unit scale, as users upload them: the model's own preprocessing
@@ -105,6 +109,45 @@ def test_a_model_trained_on_labels_predicts_class_names_and_their_probabilities(
     # JSON keeps the type: 1 is not true, "3" is not 3.
     assert {type(label) for label in body["labels"]} <= {type(name) for name in names}
     assert body["model"] == {"name": "pets", "version": 1}
+
+
+@pytest.mark.parametrize(
+    "names", [["dog", "cat", "fox"], [11, 3, 7], [True, False]], ids=["strings", "ints", "bools"]
+)
+def test_labels_sent_to_the_api_come_back_from_predict_and_evaluate(
+    client: TestClient, settings: Settings, names: list[ClassName]
+) -> None:
+    values = names_per_row(names)
+    dataset = client.post(
+        "/v1/datasets", json={"name": "pets", "inputs": RAW_INPUTS.tolist(), "labels": values}
+    ).json()
+    job = client.post(
+        "/v1/jobs",
+        json={
+            "dataset_id": dataset["id"],
+            "model_name": "pets",
+            "network": {"layers": [2, 8, len(names)]},
+            "training": {"optimizer": "adam", "learning_rate": 0.05, "epochs": 30},
+        },
+    )
+    assert job.status_code == 202, job.text
+    with Worker(worker_settings(settings.database_url)) as worker:
+        worker.run(threading.Event(), until_idle=True)
+
+    predicted = client.post("/v1/models/pets/predict", json={"inputs": RAW_INPUTS.tolist()})
+    evaluated = client.post("/v1/models/pets/evaluate", json={"dataset_id": dataset["id"]})
+
+    assert predicted.status_code == 200, predicted.text
+    body = predicted.json()
+    assert body["classes"] == sorted(names)
+    assert [type(label) for label in body["labels"]] == [type(names[0])] * len(values)
+    hits = sum(label == value for label, value in zip(body["labels"], values, strict=True))
+    # Trained on the gaussian clusters: most rows come back with their own class name.
+    assert hits > 0.8 * len(values)
+    assert evaluated.status_code == 200, evaluated.text
+    matrix = evaluated.json()["confusion_matrix"]
+    assert matrix["classes"] == sorted(names)
+    assert np.trace(matrix["matrix"]) == hits
 
 
 def test_a_model_version_describes_its_task_classes_and_preprocessing(
