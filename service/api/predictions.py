@@ -223,8 +223,9 @@ def evaluation_body(
         return _evaluate(trained, data.inputs, data.targets)
     with sessions() as session:
         dataset = dataset_queries.get_dataset(session, data.dataset_id)
+        # Before its arrays are read: the row count is on the row.
+        check_prediction_size(settings, trained.spec, dataset.n_samples, field="dataset_id")
         inputs, answers = dataset_queries.dataset_data(dataset)
-    check_prediction_size(settings, trained.spec, len(inputs), field="dataset_id")
     try:
         return _evaluate(trained, inputs, answers)
     except SpecError as error:
