@@ -78,13 +78,15 @@ def test_rows_and_generator_together_are_rejected(client: TestClient) -> None:
 
     problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body"])
 
-    assert "either inputs and targets, or a generator" in problem["detail"]
+    assert "either inputs with targets or labels, or a generator" in problem["detail"]
 
 
 def test_inputs_without_targets_name_the_missing_targets(client: TestClient) -> None:
     body = {"name": "half", "inputs": XOR_ROWS["inputs"]}
 
-    assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+
+    assert "or labels" in problem["detail"]
 
 
 def test_a_null_source_is_refused_as_the_schema_says(client: TestClient) -> None:
@@ -114,17 +116,33 @@ def test_too_many_rows_name_the_limit(client: TestClient, settings: Any) -> None
 def test_layers_that_do_not_match_the_dataset_are_rejected(
     client: TestClient, settings: Any, dataset_id: str
 ) -> None:
+    targets_id = client.post("/v1/datasets", json=XOR_ROWS).json()["id"]
     before = row_counts(settings.database_url)
 
     wrong_input = client.post(
         "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [3, 4, 1]}}
     )
     wrong_output = client.post(
-        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, 2]}}
+        "/v1/jobs", json={**job_body(targets_id), "network": {"layers": [2, 4, 2]}}
     )
 
     assert_problem(wrong_input, 422, ["body", "network", "layers", 0])
     assert_problem(wrong_output, 422, ["body", "network", "layers", 2])
+    assert row_counts(settings.database_url) == before
+
+
+def test_an_output_width_that_does_not_fit_the_classes_names_their_number(
+    client: TestClient, settings: Any, dataset_id: str
+) -> None:
+    # The generated XOR data has two classes: one 0/1 unit or two softmax units fit.
+    before = row_counts(settings.database_url)
+
+    response = client.post(
+        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, 3]}}
+    )
+
+    problem = assert_problem(response, 422, ["body", "network", "layers", 2])
+    assert "2 classes" in problem["detail"]
     assert row_counts(settings.database_url) == before
 
 

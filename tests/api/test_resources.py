@@ -89,10 +89,10 @@ def test_csv_upload_creates_a_dataset_whose_last_columns_are_targets(client: Tes
     assert (dataset["n_samples"], dataset["n_features"], dataset["n_targets"]) == (4, 2, 1)
     rows = client.get(f"/v1/datasets/{dataset['id']}/rows").json()
     assert rows["items"] == [
-        {"index": 0, "inputs": [1, 1], "targets": [1]},
-        {"index": 1, "inputs": [-1, 1], "targets": [0]},
-        {"index": 2, "inputs": [1, -1], "targets": [0]},
-        {"index": 3, "inputs": [-1, -1], "targets": [1]},
+        {"index": 0, "inputs": [1, 1], "targets": [1], "label": None},
+        {"index": 1, "inputs": [-1, 1], "targets": [0], "label": None},
+        {"index": 2, "inputs": [1, -1], "targets": [0], "label": None},
+        {"index": 3, "inputs": [-1, -1], "targets": [1], "label": None},
     ]
 
 
