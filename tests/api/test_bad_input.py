@@ -131,18 +131,28 @@ def test_layers_that_do_not_match_the_dataset_are_rejected(
     assert row_counts(settings.database_url) == before
 
 
+@pytest.mark.parametrize(
+    ("labels", "width", "words"),
+    [
+        # Two classes: one 0/1 unit or two softmax units fit, three do not.
+        (["a", "b", "a", "b"], 3, "2 classes"),
+        # Three classes need three units; one would get softmax, which needs two.
+        (["a", "b", "c", "a"], 1, "3 classes"),
+    ],
+)
 def test_an_output_width_that_does_not_fit_the_classes_names_their_number(
-    client: TestClient, settings: Any, dataset_id: str
+    client: TestClient, settings: Any, labels: list[str], width: int, words: str
 ) -> None:
-    # The generated XOR data has two classes: one 0/1 unit or two softmax units fit.
+    body = {"name": "abc", "inputs": XOR_ROWS["inputs"], "labels": labels}
+    dataset_id = client.post("/v1/datasets", json=body).json()["id"]
     before = row_counts(settings.database_url)
 
     response = client.post(
-        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, 3]}}
+        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, width]}}
     )
 
     problem = assert_problem(response, 422, ["body", "network", "layers", 2])
-    assert "2 classes" in problem["detail"]
+    assert words in problem["detail"]
     assert row_counts(settings.database_url) == before
 
 

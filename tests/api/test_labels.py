@@ -20,7 +20,7 @@ SPREAD = np.array([25.0, 0.15])
 PER_CLASS = 20
 
 # classes as the user names them, output width, the defaults that width gets
-CASES = {
+CASES: dict[str, tuple[list[Any], int, str, str]] = {
     "strings": (["cat", "dog", "fish"], 3, "softmax", "categorical_crossentropy"),
     "integers": ([3, 7], 1, "sigmoid", "binary_crossentropy"),
     "booleans": ([False, True], 2, "softmax", "categorical_crossentropy"),
