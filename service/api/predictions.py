@@ -9,7 +9,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
@@ -195,18 +194,13 @@ def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]
     body: dict[str, Any] = {"outputs": outputs}
     if trained.classes is not None:
         body["probabilities"] = trained.probabilities(outputs)
-        # orjson writes no object arrays: the names as the Python values they were given as.
-        body["labels"] = _as_list(trained.labels(outputs))
+        body["labels"] = trained.labels(outputs)  # a list of names, as the classes were given
         body["classes"] = trained.classes
     elif trained.is_classifier:
         body["probabilities"] = outputs
         body["labels"] = trained.labels(outputs)
     body.update(extra)
     return body
-
-
-def _as_list(values: Any) -> list[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def evaluation_body(
