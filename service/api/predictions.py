@@ -188,12 +188,15 @@ async def predict_off_loop(trained: Model, inputs: Any, **extra: Any) -> dict[st
 
 def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
     """Outputs, and for classifiers probabilities and labels, as arrays orjson writes.
-    A model that knows its classes names them; one trained on encoded targets answers
-    class indices and its outputs as probabilities, as it always has."""
+    A model that knows its classes names them; a classifier trained on encoded targets
+    answers class indices and its outputs as probabilities, as it always has."""
     outputs = trained.predict(inputs)
     body: dict[str, Any] = {"outputs": outputs}
     if trained.classes is not None:
-        body["probabilities"] = trained.probabilities(outputs)
+        # Outputs of an identity layer trained on labels (the notebook's XOR network) pick
+        # a class but are no probabilities.
+        if trained.is_classifier:
+            body["probabilities"] = trained.probabilities(outputs)
         body["labels"] = trained.labels(outputs)  # a list of names, as the classes were given
         body["classes"] = trained.classes
     elif trained.is_classifier:

@@ -127,7 +127,7 @@ def test_labels_keep_their_type_through_evaluation(
     assert [type(name) for name in matrix["classes"]] == [type(no), type(yes)]
 
 
-def test_a_model_trained_on_labels_with_an_identity_output_is_scored_as_a_classifier(
+def test_an_identity_output_trained_on_labels_names_classes_and_is_scored_as_a_classifier(
     client: TestClient, db_session: Session
 ) -> None:
     # The notebook's XOR network trains identity + mse on 0/1 labels: it still has classes.
@@ -136,6 +136,7 @@ def test_a_model_trained_on_labels_with_an_identity_output_is_scored_as_a_classi
     response = client.post(
         "/v1/models/xor/evaluate", json={"inputs": [[-1], [1], [1], [2]], "labels": [0, 0, 1, 1]}
     )
+    predicted = client.post("/v1/models/xor/predict", json={"inputs": [[-1], [1]]}).json()
     version = client.get("/v1/models/xor/versions/1").json()
 
     assert response.status_code == 200, response.text
@@ -143,6 +144,13 @@ def test_a_model_trained_on_labels_with_an_identity_output_is_scored_as_a_classi
     # mse against the 0/1 encoding of the labels: outputs -1, 1, 1, 2.
     assert response.json()["loss"] == pytest.approx(0.5 * (1 + 1 + 0 + 1) / 4)
     assert (version["task"], version["classes"]) == ("classification", [0, 1])
+    # Its outputs pick a class but are no probabilities.
+    assert predicted == {
+        "outputs": [[-1.0], [1.0]],
+        "labels": [0, 1],
+        "classes": [0, 1],
+        "model": {"name": "xor", "version": 1},
+    }
 
 
 def test_a_regression_model_is_scored_in_the_targets_units(

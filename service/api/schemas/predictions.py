@@ -65,10 +65,11 @@ ClassName = str | int | bool
 
 class PredictResponse(Output):
     """A model trained on labels (it has `classes`) answers `labels` as class names, one
-    per row, and `probabilities` one per class in `classes` order. Other classifiers (every
-    model trained on 0/1 or one-hot targets) answer `labels` as `[[index]]` rows and
-    `probabilities` as their outputs; regression models answer `outputs` only, in the
-    targets' own units (the model's preprocessing is applied and inverted inside)."""
+    per row, and (for sigmoid and softmax outputs) `probabilities` one per class in
+    `classes` order. Other classifiers (models trained on 0/1 or one-hot targets) answer
+    `labels` as `[[index]]` rows and `probabilities` as their outputs; regression models
+    answer `outputs` only, in the targets' own units (the model's preprocessing is applied
+    and inverted inside)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -95,14 +96,15 @@ class PredictResponse(Output):
     )
     probabilities: list[list[float]] | None = Field(
         None,
-        description="For classifiers: per row, one probability per class in `classes` "
-        "order (a width-1 sigmoid gives [1 - p, p]); without `classes`, the sigmoid or "
-        "softmax outputs themselves.",
+        description="For sigmoid and softmax outputs: per row, one probability per class "
+        "in `classes` order (a width-1 sigmoid gives [1 - p, p]); without `classes`, the "
+        "outputs themselves.",
     )
     labels: list[ClassName] | list[list[int]] | None = Field(
         None,
-        description="For classifiers: with `classes`, the predicted class name per row "
-        "(strings stay strings, integers integers, booleans booleans); without, `[index]` "
+        description="With `classes` (a model trained on labels), the predicted class name "
+        "per row (strings stay strings, integers integers, booleans booleans): argmax, or "
+        "output >= 0.5 for one output. Without, for sigmoid and softmax outputs, `[index]` "
         "per row: argmax (softmax) or output >= 0.5 (sigmoid).",
     )
     classes: list[ClassName] | None = Field(
