@@ -18,6 +18,35 @@ DATA_RULE = (
 )
 
 
+# JSON Schema types of the fields given (not null), for the rules between them.
+GIVEN = {
+    "dataset_id": {"type": "string"},
+    "inputs": {"type": "array"},
+    "labels": {"type": "array"},
+    "targets": {"type": "array"},
+    "version": {"type": "integer"},
+    "alias": {"type": "string"},
+}
+
+
+def none_together(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """A schema's `not`: no pair of these fields both given."""
+    return {
+        "anyOf": [
+            {"required": list(pair), "properties": {name: GIVEN[name] for name in pair}}
+            for pair in pairs
+        ]
+    }
+
+
+DATA_PAIRS = (
+    ("dataset_id", "inputs"),
+    ("dataset_id", "labels"),
+    ("dataset_id", "targets"),
+    ("labels", "targets"),
+)
+
+
 class EvaluationData(Input):
     dataset_id: Id | None = Field(None, description="A stored dataset to evaluate on.")
     inputs: Rows | None = Field(None, description="Raw input rows, as for a prediction.")
@@ -58,6 +87,7 @@ class EvaluateRequest(EvaluationData):
     model_config = ConfigDict(
         json_schema_extra={
             "description": f"{DATA_RULE} `version` or `alias`, not both.",
+            "not": none_together(*DATA_PAIRS, ("version", "alias")),
             "examples": [
                 {"inputs": [[5.1, 3.5], [6.7, 3.0]], "labels": ["setosa", "virginica"]},
                 {"dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b", "alias": "production"},
@@ -79,6 +109,7 @@ class JobEvaluateRequest(EvaluationData):
     model_config = ConfigDict(
         json_schema_extra={
             "description": DATA_RULE,
+            "not": none_together(*DATA_PAIRS),
             "examples": [{"dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b", "epoch": 50}],
         }
     )
