@@ -9,7 +9,7 @@ from pydantic_core import core_schema
 
 from service.core.activations import HIDDEN, OUTPUT
 from service.core.datasets import GENERATORS
-from service.core.initializers import INITIALIZERS
+from service.core.initializers import INIT_CHOICES
 from service.core.losses import LOSSES
 from service.core.optimizers import OPTIMIZERS
 from service.core.schedules import SCHEDULES
@@ -42,7 +42,7 @@ class OneOf:
 
 HiddenActivation = Annotated[str, OneOf(HIDDEN)]
 OutputActivation = Annotated[str, OneOf(OUTPUT)]
-Initializer = Annotated[str, OneOf(INITIALIZERS)]
+Initializer = Annotated[str, OneOf(INIT_CHOICES)]
 Loss = Annotated[str, OneOf(LOSSES)]
 OptimizerName = Annotated[str, OneOf(OPTIMIZERS)]
 ScheduleName = Annotated[str, OneOf(SCHEDULES)]
