@@ -327,10 +327,9 @@ class Trainer:
         """Constants for the per-epoch metrics, computed once: an epoch of per-sample
         training is tens of microseconds, so each epoch may only afford a few NumPy calls."""
         activation = self.spec.network.output_activation
-        is_labelled = self.classes is not None or (
+        self._classifier = self.classes is not None or (
             activation == "softmax" or (activation == "sigmoid" and self.train_t.shape[1] == 1)
         )
-        self._classifier = is_labelled and activation in ("sigmoid", "softmax")
         self._regression = self.classes is None and activation == "identity"
         self._n_classes = (
             len(self.classes)
@@ -500,6 +499,8 @@ class Trainer:
 
     def _accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         activation = self.spec.network.output_activation
+        if self.classes is not None and activation == "identity":
+            return float(np.mean(class_indices(outputs) == class_indices(targets)))
         if activation == "softmax":
             return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1)))
         if activation == "sigmoid":
