@@ -269,22 +269,18 @@ class Trainer:
         """Training and validation parts, scaled by statistics of the training part; the
         raw targets stay in `raw_train_t` and `raw_val_t` for metrics in raw units."""
         train_x, train_t, val_x, val_t = self._split_rows(x, t)
-        self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
+        prep = self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
         self.raw_train_t, self.raw_val_t = train_t, val_t
-        prep = self.preprocessing
 
-        def scaled(
-            inputs: np.ndarray | None, targets: np.ndarray | None
-        ) -> tuple[np.ndarray | None, np.ndarray | None]:
-            if inputs is None or targets is None:
-                return None, None
-            inputs, targets = prep.transform_inputs(inputs), prep.transform_targets(targets)
-            return inputs.astype(self.dtype, copy=False), targets.astype(self.dtype, copy=False)
+        def inputs(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_inputs(rows).astype(self.dtype, copy=False)
 
-        train = scaled(train_x, train_t)
-        val = scaled(val_x, val_t)
-        assert train[0] is not None and train[1] is not None
-        return train[0], train[1], val[0], val[1]
+        def targets(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_targets(rows).astype(self.dtype, copy=False)
+
+        if val_x is None or val_t is None:
+            return inputs(train_x), targets(train_t), None, None
+        return inputs(train_x), targets(train_t), inputs(val_x), targets(val_t)
 
     def _split_rows(
         self, x: np.ndarray, t: np.ndarray
