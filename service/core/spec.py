@@ -322,7 +322,8 @@ def with_task_defaults(data: Mapping[str, Any], task: str, n_classes: int | None
     """The raw spec dict with `network.output_activation` and `training.loss` filled in from
     the task where the client left them out: softmax + categorical cross-entropy for
     classification (sigmoid + binary cross-entropy when the output is one unit wide),
-    identity + mse for regression. Validation is left to `RunSpec.from_dict`."""
+    identity + mse for regression. Validation is left to `RunSpec.from_dict`, and whether
+    the width fits `n_classes` to `Labels.targets_for`, which names the number."""
     if not isinstance(data, Mapping):
         raise SpecError("spec", "must be an object with network and training")
     spec = dict(data)
@@ -333,8 +334,9 @@ def with_task_defaults(data: Mapping[str, Any], task: str, n_classes: int | None
     if task == "classification":
         layers = network.get("layers")
         width = layers[-1] if isinstance(layers, list | tuple) and layers else None
-        binary = width == 1 and n_classes in (None, 2)
-        network.setdefault("output_activation", "sigmoid" if binary else "softmax")
+        # A width-1 output gets sigmoid even for more than two classes, so that the error
+        # the client sees is the one about the width not fitting the classes.
+        network.setdefault("output_activation", "sigmoid" if width == 1 else "softmax")
         loss = CLASSIFICATION_LOSSES.get(network["output_activation"], "mse")
     else:
         network.setdefault("output_activation", "identity")

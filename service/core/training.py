@@ -269,22 +269,18 @@ class Trainer:
         """Training and validation parts, scaled by statistics of the training part; the
         raw targets stay in `raw_train_t` and `raw_val_t` for metrics in raw units."""
         train_x, train_t, val_x, val_t = self._split_rows(x, t)
-        self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
+        prep = self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
         self.raw_train_t, self.raw_val_t = train_t, val_t
-        prep = self.preprocessing
 
-        def scaled(
-            inputs: np.ndarray | None, targets: np.ndarray | None
-        ) -> tuple[np.ndarray | None, np.ndarray | None]:
-            if inputs is None or targets is None:
-                return None, None
-            inputs, targets = prep.transform_inputs(inputs), prep.transform_targets(targets)
-            return inputs.astype(self.dtype, copy=False), targets.astype(self.dtype, copy=False)
+        def inputs(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_inputs(rows).astype(self.dtype, copy=False)
 
-        train = scaled(train_x, train_t)
-        val = scaled(val_x, val_t)
-        assert train[0] is not None and train[1] is not None
-        return train[0], train[1], val[0], val[1]
+        def targets(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_targets(rows).astype(self.dtype, copy=False)
+
+        if val_x is None or val_t is None:
+            return inputs(train_x), targets(train_t), None, None
+        return inputs(train_x), targets(train_t), inputs(val_x), targets(val_t)
 
     def _split_rows(
         self, x: np.ndarray, t: np.ndarray
@@ -327,16 +323,16 @@ class Trainer:
         """Constants for the per-epoch metrics, computed once: an epoch of per-sample
         training is tens of microseconds, so each epoch may only afford a few NumPy calls."""
         activation = self.spec.network.output_activation
-        is_labelled = self.classes is not None or (
+        self._classifier = self.classes is not None or (
             activation == "softmax" or (activation == "sigmoid" and self.train_t.shape[1] == 1)
         )
-        self._classifier = is_labelled and activation in ("sigmoid", "softmax")
         self._regression = self.classes is None and activation == "identity"
         self._n_classes = (
             len(self.classes)
             if self.classes is not None
             else (2 if self.train_t.shape[1] == 1 else self.train_t.shape[1])
         )
+        self._one_column: tuple[float, float, float] | None = None
         self._val_classes = (
             class_indices(self.val_t) if self._classifier and self.val_t is not None else None
         )
@@ -348,6 +344,10 @@ class Trainer:
             raw = self.raw_train_t
             self._train_total = ((raw - raw.mean(axis=0)) ** 2).sum(axis=0)
             self._train_constant = ~(self._train_total > 0)
+            if k == 1:
+                scale = float(self._raw_scale[0])
+                total = float(self._train_total[0]) if self._train_total[0] > 0 else 0.0
+                self._one_column = (scale / len(raw), scale * scale, total)
 
     @property
     def done(self) -> bool:
@@ -428,22 +428,24 @@ class Trainer:
         self, errors: np.ndarray, squared_error: float
     ) -> tuple[float, float]:
         """MAE and R^2 in raw units from the epoch's scaled errors `(n * k,)`: scaling by a
-        per-column factor scales each column's errors by it, so no raw outputs are needed."""
-        scale, total = self._raw_scale, self._train_total
-        k = len(scale)
-        if k == 1:
+        per-column factor scales each column's errors by it, so no raw outputs are needed.
+        Per-sample training spends tens of microseconds an epoch, so this stays at one or
+        two NumPy calls with every constant computed in `_prepare_metrics`."""
+        if self._one_column is not None:
             # One column (the usual case): the squared error is known already.
-            s = float(scale[0])
-            mean_abs = float(np.abs(errors).mean()) * s
-            residual = squared_error * s * s
-            if self._train_constant[0]:
+            abs_factor, squared_factor, total = self._one_column
+            mean_abs = float(np.add.reduce(np.abs(errors))) * abs_factor
+            residual = squared_error * squared_factor
+            if total == 0:
                 return mean_abs, 1.0 if residual == 0 else 0.0
-            return mean_abs, 1.0 - residual / float(total[0])
+            return mean_abs, 1.0 - residual / total
+        scale, total_columns, constant = self._raw_scale, self._train_total, self._train_constant
+        k = len(scale)
         columns = errors.reshape(-1, k)
         mean_abs = float(np.abs(columns).mean(axis=0) @ scale) / k
         residuals = (columns * columns).sum(axis=0) * (scale * scale)
-        scores = 1 - residuals / np.where(self._train_constant, 1.0, total)
-        scores[self._train_constant] = residuals[self._train_constant] == 0
+        scores = 1 - residuals / np.where(constant, 1.0, total_columns)
+        scores[constant] = residuals[constant] == 0
         return mean_abs, float(scores.mean())
 
     def _validation_scores(self) -> dict[str, float]:
@@ -493,6 +495,8 @@ class Trainer:
 
     def _accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         activation = self.spec.network.output_activation
+        if self.classes is not None and activation == "identity":
+            return float(np.mean(class_indices(outputs) == class_indices(targets)))
         if activation == "softmax":
             return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1)))
         if activation == "sigmoid":

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.metrics import mean_absolute_error, r2_score
 
 from service.core import Model, RunSpec, SpecError, Trainer
 from service.core.preprocessing import Preprocessing, Scaler
@@ -229,3 +230,28 @@ def test_checkpoint_written_before_preprocessing_resumes_byte_identically() -> N
     # A spec that scales would not have made that checkpoint.
     with pytest.raises(SpecError, match="different spec"):
         Trainer(_spec("standardize", "none", validation_split=0.2, epochs=10), x, y, checkpoint=old)
+
+
+@pytest.mark.parametrize("n_targets", [1, 2])
+@pytest.mark.parametrize("targets", ["none", "standardize"])
+def test_training_mae_and_r2_are_those_of_the_epochs_outputs_in_raw_units(
+    n_targets: int, targets: str
+) -> None:
+    # Full batch, no shuffle: the first epoch's outputs are the starting weights' outputs.
+    x, y = _data()
+    y = np.column_stack([y * 30 + 4, -y[:, 0] * 2 + 1])[:, :n_targets]
+    spec = RunSpec.from_dict(
+        {
+            "network": {"layers": [3, 5, n_targets], "hidden_activation": "tanh"},
+            "training": {"epochs": 1, "batch_size": None, "shuffle": False},
+            "preprocessing": {"inputs": "standardize", "targets": targets},
+        }
+    )
+    trainer = Trainer(spec, x, y)
+    start = Model(spec.network, trainer.params.copy(), preprocessing=trainer.preprocessing)
+
+    (record,) = list(trainer.run())
+
+    outputs = start.predict(x)
+    assert record.mae == pytest.approx(mean_absolute_error(y, outputs), rel=1e-9)
+    assert record.r2 == pytest.approx(r2_score(y, outputs), rel=1e-9)

@@ -314,6 +314,9 @@ def test_a_spec_stored_before_preprocessing_means_the_data_as_given() -> None:
         ([2, 3, 2], "classification", 2, "softmax", "categorical_crossentropy"),
         ([2, 3, 1], "classification", 2, "sigmoid", "binary_crossentropy"),
         ([2, 3, 1], "regression", None, "identity", "mse"),
+        # Too narrow for three classes: a valid spec, so that fitting the labels to it
+        # gives the error that names the classes (tests/core/test_labels.py).
+        ([2, 3, 1], "classification", 3, "sigmoid", "binary_crossentropy"),
     ],
 )
 def test_task_fills_in_output_activation_and_loss(

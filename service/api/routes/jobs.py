@@ -192,7 +192,7 @@ def _check_classification(spec: RunSpec, labels: Labels) -> None:
         raise SpecError(
             "preprocessing.targets",
             f"{spec.preprocessing.targets} is for regression targets; this dataset holds "
-            f"class labels: use none",
+            "class labels: use none",
         )
     if spec.training.validation_split:
         counts = labels.counts()

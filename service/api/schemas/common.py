@@ -9,6 +9,7 @@ from pydantic_core import core_schema
 
 from service.core.activations import HIDDEN, OUTPUT
 from service.core.datasets import GENERATORS
+from service.core.initializers import INIT_CHOICES
 from service.core.losses import LOSSES
 from service.core.optimizers import OPTIMIZERS
 from service.core.schedules import SCHEDULES
@@ -18,8 +19,6 @@ from service.core.spec import (
     TARGET_SCALINGS,
     TASKS,
     UPDATE_RULES,
-    NetworkSpec,
-    spec_fields,
 )
 
 T = TypeVar("T")
@@ -49,8 +48,8 @@ class OneOf:
 
 HiddenActivation = Annotated[str, OneOf(HIDDEN)]
 OutputActivation = Annotated[str, OneOf(OUTPUT)]
-# The initializers and `auto`, which picks one per layer: the choices the core declares.
-Initializer = Annotated[str, OneOf(spec_fields(NetworkSpec)["init"].metadata["choices"])]
+# The initializers and `auto`, which picks one per layer.
+Initializer = Annotated[str, OneOf(INIT_CHOICES)]
 Loss = Annotated[str, OneOf(LOSSES)]
 OptimizerName = Annotated[str, OneOf(OPTIMIZERS)]
 ScheduleName = Annotated[str, OneOf(SCHEDULES)]

@@ -73,7 +73,6 @@ class DatasetFromRows(Input):
                     "labels": ["cat", "dog", "cat", "dog"],
                 },
             ],
-            "oneOf": [{"required": ["targets"]}, {"required": ["labels"]}],
         }
     )
 
@@ -96,9 +95,9 @@ class DatasetFromRows(Input):
     @model_validator(mode="before")
     @classmethod
     def _targets_or_labels(cls, data: Any) -> Any:
-        """Exactly one of `targets` and `labels`, not null, as the JSON Schema's `oneOf`
-        says; a missing one is reported as the missing `targets`, the field a client most
-        likely forgot."""
+        """Exactly one of `targets` and `labels`, not null. (Not a `oneOf` of `required`s in
+        the JSON Schema: client generators make no model of such a schema.) A missing one is
+        reported as the missing `targets`, the field a client most likely forgot."""
         if not isinstance(data, dict):
             return data
         given = [key for key in ("targets", "labels") if key in data]
