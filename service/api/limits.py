@@ -21,16 +21,19 @@ def check_parameter_count(settings: Settings, network: NetworkSpec) -> None:
         )
 
 
-def check_prediction_size(settings: Settings, network: NetworkSpec, n_rows: int) -> None:
+def check_prediction_size(
+    settings: Settings, network: NetworkSpec, n_rows: int, field: str = "inputs"
+) -> None:
     """Refuse predictions whose work (rows x parameters) or answer (rows x outputs) is
-    above the limits: a body of small rows can ask a wide model for gigabytes of outputs."""
+    above the limits: a body of small rows can ask a wide model for gigabytes of outputs.
+    `field` names where the rows came from (an evaluation's `dataset_id`)."""
     work = n_rows * network.n_parameters
     if work > settings.max_predict_row_parameters:
         rows = settings.max_predict_row_parameters // network.n_parameters
         raise Invalid(
             f"{n_rows} rows x {network.n_parameters} parameters = {work} exceed the limit "
             f"of {settings.max_predict_row_parameters} (BACKPROP_MAX_PREDICT_ROW_PARAMETERS)",
-            [{"loc": ["body", "inputs"], "msg": f"at most {rows} rows for this model"}],
+            [{"loc": ["body", field], "msg": f"at most {rows} rows for this model"}],
         )
     outputs = n_rows * network.n_outputs
     if outputs > settings.max_predict_outputs:
@@ -38,7 +41,7 @@ def check_prediction_size(settings: Settings, network: NetworkSpec, n_rows: int)
         raise Invalid(
             f"{n_rows} rows x {network.n_outputs} outputs = {outputs} exceed the limit "
             f"of {settings.max_predict_outputs} (BACKPROP_MAX_PREDICT_OUTPUTS)",
-            [{"loc": ["body", "inputs"], "msg": f"at most {rows} rows for this model"}],
+            [{"loc": ["body", field], "msg": f"at most {rows} rows for this model"}],
         )
 
 

@@ -1,5 +1,6 @@
 """Loaded models, kept per process in a bounded LRU cache; the one resolver from a
-model name, version or alias (or a job's snapshot) to a loaded model; prediction bodies."""
+model name, version or alias (or a job's snapshot) to a loaded model; prediction and
+evaluation bodies."""
 
 import threading
 import time
@@ -12,7 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
-from service.core import Model
+from service.api.limits import check_prediction_size
+from service.api.schemas.evaluation import EvaluationData
+from service.config import Settings
+from service.core import Model, SpecError
+from service.core.labels import Labels
+from service.core.metrics import evaluate
+from service.db import datasets as dataset_queries
 from service.db import jobs as job_queries
 from service.db import registry
 
@@ -180,11 +187,59 @@ async def predict_off_loop(trained: Model, inputs: Any, **extra: Any) -> dict[st
 
 
 def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
-    """Outputs, and for classifiers probabilities and labels, as arrays orjson writes."""
+    """Outputs, and for classifiers probabilities and labels, as arrays orjson writes.
+    A model that knows its classes names them; a classifier trained on encoded targets
+    answers class indices and its outputs as probabilities, as it always has."""
     outputs = trained.predict(inputs)
     body: dict[str, Any] = {"outputs": outputs}
-    if trained.is_classifier:
+    if trained.classes is not None:
+        # Outputs of an identity layer trained on labels (the notebook's XOR network) pick
+        # a class but are no probabilities.
+        if trained.is_classifier:
+            body["probabilities"] = trained.probabilities(outputs)
+        body["labels"] = trained.labels(outputs)  # a list of names, as the classes were given
+        body["classes"] = trained.classes
+    elif trained.is_classifier:
         body["probabilities"] = outputs
         body["labels"] = trained.labels(outputs)
     body.update(extra)
     return body
+
+
+def evaluation_body(
+    settings: Settings, sessions: sessionmaker[Session], trained: Model, data: EvaluationData
+) -> dict[str, Any]:
+    """Loss, metrics and (for classifiers) the confusion matrix of `trained` on the
+    request's stored dataset or inline rows. Runs in the thread pool: it reads a dataset
+    and predicts all of it."""
+    if data.dataset_id is None:
+        assert data.inputs is not None
+        check_prediction_size(settings, trained.spec, len(data.inputs))
+        if data.labels is not None:
+            return _evaluate(trained, data.inputs, Labels.from_values(data.labels))
+        return _evaluate(trained, data.inputs, data.targets)
+    with sessions() as session:
+        dataset = dataset_queries.get_dataset(session, data.dataset_id)
+        # Before its arrays are read: the row count is on the row.
+        check_prediction_size(settings, trained.spec, dataset.n_samples, field="dataset_id")
+        inputs, answers = dataset_queries.dataset_data(dataset)
+    try:
+        return _evaluate(trained, inputs, answers)
+    except SpecError as error:
+        # What does not fit is the dataset the client chose, not a field it sent.
+        raise SpecError(
+            "dataset_id", f"dataset {data.dataset_id} does not fit the model: {error}"
+        ) from None
+
+
+def _evaluate(trained: Model, inputs: Any, answers: Any) -> dict[str, Any]:
+    """`answers` are Labels, or target rows for regression models and for classifiers
+    trained on encoded targets (which know no class names)."""
+    if isinstance(answers, Labels):
+        return evaluate(trained, inputs, labels=answers)
+    if trained.classes is not None:
+        raise SpecError(
+            "targets",
+            f"the model predicts the classes {list(trained.classes)}: give labels, not targets",
+        )
+    return evaluate(trained, inputs, targets=answers)

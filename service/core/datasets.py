@@ -31,7 +31,12 @@ def _xor(
 ) -> tuple[np.ndarray, np.ndarray]:
     if n == 4 and noise == 0:
         return NOTEBOOK_XOR_INPUTS.copy(), NOTEBOOK_XOR_TARGETS.copy()
-    corners = NOTEBOOK_XOR_INPUTS[rng.integers(0, 4, n)]
+    # Balanced: each corner n // 4 or n // 4 + 1 times (the extra ones to corners drawn
+    # by the seed), in an order shuffled by the seed.
+    extra = rng.permutation(4)[: n % 4]
+    counts = np.full(4, n // 4)
+    counts[extra] += 1
+    corners = NOTEBOOK_XOR_INPUTS[rng.permutation(np.repeat(np.arange(4), counts))]
     inputs = corners + noise * rng.standard_normal((n, 2))
     return inputs, (corners[:, 0] * corners[:, 1] > 0).astype(np.float64)[:, None]
 

@@ -50,3 +50,19 @@ INITIALIZERS: dict[str, LayerInit] = {
     "he_normal": _he_normal,
     "he_uniform": _he_uniform,
 }
+
+# `auto` is no draw of its own: it names, per layer, the initializer that suits the layer's
+# activation (see `layer_initializer`).
+INIT_CHOICES = ("auto", *INITIALIZERS)
+
+# Activations whose layers keep their output variance with He's fan-in scaling; the rest
+# (tanh, sigmoid, identity, softmax) with Glorot's.
+HE_ACTIVATIONS = frozenset({"relu", "leaky_relu"})
+
+
+def layer_initializer(init: str, activation: str) -> LayerInit:
+    """The draw for a layer followed by `activation`: `init` itself, or for `auto` He
+    uniform before relu and leaky_relu and Glorot (Xavier) uniform otherwise."""
+    if init == "auto":
+        return _he_uniform if activation in HE_ACTIVATIONS else _xavier_uniform
+    return INITIALIZERS[init]

@@ -1,45 +1,132 @@
-"""A trained model: its network spec and parameters, as bytes and as predictions."""
+"""A trained model: its network spec and parameters, and what it needs to answer in the
+user's terms (the preprocessing fitted on its training rows, its class names), as bytes
+and as predictions."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .errors import SpecError
+from .labels import ClassName
+from .losses import LOSSES
 from .network import Parameters, predict
+from .preprocessing import Preprocessing
 from .serialization import pack, unpack
 from .spec import NetworkSpec
+
+# The loss a model was trained with, when it does not say (models stored before they did).
+DEFAULT_LOSSES = {
+    "identity": "mse",
+    "sigmoid": "binary_crossentropy",
+    "softmax": "categorical_crossentropy",
+}
 
 
 @dataclass
 class Model:
     spec: NetworkSpec
     parameters: Parameters
+    preprocessing: Preprocessing | None = None
+    classes: tuple[ClassName, ...] | None = None
+    loss: str | None = None
+    feature_names: tuple[str, ...] | None = None
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Outputs `(n_samples, n_outputs)` for inputs `(n_samples, n_inputs)`."""
+        """Outputs `(n_samples, n_outputs)` in raw units for raw inputs `(n_samples, n_inputs)`:
+        the inputs scaled as in training, the outputs scaled back."""
         inputs = check_inputs(inputs, self.spec.n_inputs)
+        if self.preprocessing is None:
+            return predict(self.spec, self.parameters, inputs)
+        outputs = self.network_outputs(inputs)
+        return self.preprocessing.inverse_targets(outputs)
+
+    def network_outputs(self, inputs: np.ndarray) -> np.ndarray:
+        """The network's own outputs (on the scaled problem) for raw inputs."""
+        inputs = check_inputs(inputs, self.spec.n_inputs)
+        if self.preprocessing is not None:
+            inputs = self.preprocessing.transform_inputs(inputs)
         return predict(self.spec, self.parameters, inputs)
 
     @property
     def is_classifier(self) -> bool:
         return self.spec.output_activation in ("sigmoid", "softmax")
 
-    def labels(self, outputs: np.ndarray) -> np.ndarray:
-        """Class labels from classifier outputs: argmax for softmax, p >= 0.5 for sigmoid."""
+    @property
+    def loss_name(self) -> str:
+        """The training loss, or the usual one for the output activation when unknown."""
+        return self.loss or DEFAULT_LOSSES[self.spec.output_activation]
+
+    def class_indices(self, outputs: np.ndarray) -> np.ndarray:
+        """Class numbers `(n,)`: argmax for softmax, p >= 0.5 for a width-1 sigmoid."""
+        if outputs.shape[1] == 1:
+            indices: np.ndarray = (outputs[:, 0] >= 0.5).astype(np.int64)
+        else:
+            indices = outputs.argmax(axis=1)
+        return indices
+
+    def labels(self, outputs: np.ndarray) -> Any:
+        """Class labels from classifier outputs. With `classes`, the class name of each row
+        (a list, types as given); without, integers `(n, 1)` as before: argmax for softmax,
+        p >= 0.5 for each sigmoid output."""
+        if self.classes is not None:
+            return [self.classes[i] for i in self.class_indices(outputs)]
         if self.spec.output_activation == "softmax":
             labels: np.ndarray = outputs.argmax(axis=1)[:, None]
         else:
             labels = (outputs >= 0.5).astype(np.int64)
         return labels
 
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Per-class probabilities `(n, n_classes)` in `classes` order; a width-1 sigmoid
+        gives `[1 - p, p]`."""
+        if outputs.shape[1] == 1:
+            p = outputs[:, 0]
+            return np.column_stack([1 - p, p])
+        return outputs
+
     def to_bytes(self) -> bytes:
-        return pack("model", {"network": self.spec.to_dict()}, {"flat": self.parameters.flat})
+        meta: dict[str, Any] = {"network": self.spec.to_dict()}
+        arrays = {"flat": self.parameters.flat}
+        # Written only when set, so a plain model's blob is the same as it always was.
+        if self.preprocessing is not None and not self.preprocessing.is_identity:
+            meta["preprocessing"], scaler_arrays = self.preprocessing.to_blob()
+            arrays.update(scaler_arrays)
+        if self.classes is not None:
+            meta["classes"] = list(self.classes)
+        if self.loss is not None:
+            meta["loss"] = self.loss
+        if self.feature_names is not None:
+            meta["feature_names"] = list(self.feature_names)
+        return pack("model", meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Model":
         meta, arrays = unpack("model", data)
-        spec = NetworkSpec.from_dict(meta["network"])
-        return cls(spec, Parameters(spec.layers, arrays["flat"]))
+        try:
+            spec = NetworkSpec.from_dict(meta["network"])
+            parameters = Parameters(spec.layers, arrays["flat"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SpecError("model", f"not a valid model archive ({error})") from None
+        preprocessing = None
+        if "preprocessing" in meta:
+            widths = (spec.n_inputs, spec.n_outputs)
+            preprocessing = Preprocessing.from_blob(meta["preprocessing"], arrays, widths)
+        classes = meta.get("classes")
+        loss = meta.get("loss")
+        names = meta.get("feature_names")
+        if classes is not None and (not isinstance(classes, list) or len(classes) < 2):
+            raise SpecError("model", "not a valid model archive (classes)")
+        if loss is not None and loss not in LOSSES:
+            raise SpecError("model", f"not a valid model archive (loss {loss!r})")
+        return cls(
+            spec,
+            parameters,
+            preprocessing=preprocessing,
+            classes=None if classes is None else tuple(classes),
+            loss=loss,
+            feature_names=None if names is None else tuple(names),
+        )
 
 
 def check_inputs(inputs: object, n_inputs: int, field: str = "inputs") -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .activations import HIDDEN, OUTPUT
 from .errors import SpecError
-from .initializers import INITIALIZERS
+from .initializers import layer_initializer
 from .losses import CANONICAL_PAIRS, LOSSES
 from .spec import NetworkSpec
 
@@ -60,9 +60,12 @@ class Parameters:
     ) -> "Parameters":
         """Draw fresh parameters with the spec's initializer, layer by layer, from `rng`."""
         params = cls.zeros(spec.layers, "float64")
-        init = INITIALIZERS[spec.init]
-        for weights, bias in zip(params.weights, params.biases, strict=True):
-            init(weights, bias, rng)
+        n_hidden = len(params.weights) - 1
+        activations = [spec.hidden_activation] * n_hidden + [spec.output_activation]
+        for weights, bias, activation in zip(
+            params.weights, params.biases, activations, strict=True
+        ):
+            layer_initializer(spec.init, activation)(weights, bias, rng)
         return params.astype(dtype)
 
     @classmethod

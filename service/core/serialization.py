@@ -5,6 +5,7 @@ No pickle anywhere: arrays load with `allow_pickle=False` and everything else is
 
 import io
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,12 @@ def unpack(kind: str, data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         meta = json.loads(arrays.pop("__meta__").tobytes())
-    except (OSError, ValueError, KeyError) as error:
-        raise SpecError(kind, f"not a valid {kind} archive ({error})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise SpecError(
+            kind, f"not a valid {kind} archive ({error or type(error).__name__})"
+        ) from None
+    if not isinstance(meta, dict):
+        raise SpecError(kind, f"not a valid {kind} archive (no metadata)")
     if meta.get("kind") != kind or meta.get("format") != FORMAT_VERSION:
         raise SpecError(kind, f"archive holds {meta.get('kind')} format {meta.get('format')}")
     return meta, arrays

@@ -1,4 +1,5 @@
-"""Network and training specs: the `{"network": ..., "training": ...}` shape of a job.
+"""Network, training and preprocessing specs: the `{"network": ..., "training": ...,
+"preprocessing": ...}` shape of a job.
 
 Specs are built from plain dicts (JSON) and validated here, so the CLI, the API and the
 worker all reject the same things with the same field names.
@@ -13,12 +14,15 @@ from typing import Any
 
 from .activations import HIDDEN, OUTPUT
 from .errors import SpecError
-from .initializers import INITIALIZERS
+from .initializers import INIT_CHOICES
 from .losses import LOSSES, VALID_LOSSES
 from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES
 
 UPDATE_RULES = ("standard", "dirty")
+INPUT_SCALINGS = ("minmax", "none", "standardize")
+TARGET_SCALINGS = ("none", "standardize")
+TASKS = ("classification", "regression")
 DTYPES = ("float64", "float32")
 
 MAX_LAYERS = 32
@@ -147,7 +151,7 @@ class NetworkSpec:
     )
     hidden_activation: str = spec_field("relu", choices=HIDDEN)
     output_activation: str = spec_field("identity", choices=OUTPUT)
-    init: str = spec_field("normal", choices=INITIALIZERS)
+    init: str = spec_field("auto", choices=INIT_CHOICES)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "network") -> "NetworkSpec":
@@ -235,11 +239,37 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class PreprocessingSpec:
+    """How inputs and targets are scaled before training; the fitted statistics travel with
+    the model so that predict takes raw rows and answers in raw units."""
+
+    inputs: str = spec_field("standardize", choices=INPUT_SCALINGS)
+    targets: str = spec_field("none", choices=TARGET_SCALINGS)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], prefix: str = "preprocessing"
+    ) -> "PreprocessingSpec":
+        specified = spec_fields(cls)
+        _check_keys(data, set(specified), prefix)
+        return cls(
+            **{
+                name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
+                for name, f in specified.items()
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """A whole training run: the body of `POST /v1/jobs` and of `backprop train`."""
 
     network: NetworkSpec
     training: TrainingSpec
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -249,11 +279,71 @@ class RunSpec:
             raise SpecError("network", "is required")
         network = NetworkSpec.from_dict(data["network"])
         training = TrainingSpec.from_dict(data.get("training", {}))
+        preprocessing = PreprocessingSpec.from_dict(data.get("preprocessing", {}))
         check_loss_fits_output(network, training.loss)
-        return cls(network, training)
+        return cls(network, training, preprocessing)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"network": self.network.to_dict(), "training": self.training.to_dict()}
+        return {
+            "network": self.network.to_dict(),
+            "training": self.training.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(),
+        }
+
+
+# What a spec stored before preprocessing existed meant: the data as given.
+LEGACY_PREPROCESSING = {"inputs": "none", "targets": "none"}
+# ... and before `auto` became the default, a network without `init` drew N(0, 1).
+LEGACY_INIT = "normal"
+
+
+def stored_spec(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec dict as stored, with `preprocessing` none filled in where it was stored before
+    preprocessing existed (and `network.init` normal where it is missing), so that an old
+    job or checkpoint means what it meant when it ran."""
+    spec = dict(data)
+    if "preprocessing" not in spec:
+        spec["preprocessing"] = dict(LEGACY_PREPROCESSING)
+        network = spec.get("network")
+        if isinstance(network, Mapping) and "init" not in network:
+            spec["network"] = {**network, "init": LEGACY_INIT}
+    return spec
+
+
+# Classification: the loss that goes with each output activation.
+CLASSIFICATION_LOSSES = {
+    "sigmoid": "binary_crossentropy",
+    "softmax": "categorical_crossentropy",
+    "identity": "mse",
+}
+
+
+def with_task_defaults(data: Mapping[str, Any], task: str, n_classes: int | None) -> dict[str, Any]:
+    """The raw spec dict with `network.output_activation` and `training.loss` filled in from
+    the task where the client left them out: softmax + categorical cross-entropy for
+    classification (sigmoid + binary cross-entropy when the output is one unit wide),
+    identity + mse for regression. Validation is left to `RunSpec.from_dict`, and whether
+    the width fits `n_classes` to `Labels.targets_for`, which names the number."""
+    if not isinstance(data, Mapping):
+        raise SpecError("spec", "must be an object with network and training")
+    spec = dict(data)
+    network, training = spec.get("network"), spec.get("training", {})
+    if not isinstance(network, Mapping) or not isinstance(training, Mapping):
+        return spec
+    network, training = dict(network), dict(training)
+    if task == "classification":
+        layers = network.get("layers")
+        width = layers[-1] if isinstance(layers, list | tuple) and layers else None
+        # A width-1 output gets sigmoid even for more than two classes, so that the error
+        # the client sees is the one about the width not fitting the classes.
+        network.setdefault("output_activation", "sigmoid" if width == 1 else "softmax")
+        loss = CLASSIFICATION_LOSSES.get(network["output_activation"], "mse")
+    else:
+        network.setdefault("output_activation", "identity")
+        loss = "mse"
+    training.setdefault("loss", loss)
+    spec["network"], spec["training"] = network, training
+    return spec
 
 
 def check_loss_fits_output(network: NetworkSpec, loss: str, field: str = "training.loss") -> None:

@@ -1,25 +1,31 @@
 """The training loop: one record per epoch, checkpoints that resume bit for bit."""
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .errors import SpecError
+from .labels import ClassName
+from .metrics import confusion_matrix, macro_scores, mae, r2
 from .model import Model, check_inputs
 from .network import Backprop, Parameters, Workspace, predict, with_ones
 from .optimizers import EVERYTHING, make_optimizer
+from .preprocessing import Preprocessing
 from .schedules import SCHEDULES
 from .serialization import pack, unpack
-from .spec import NetworkSpec, RunSpec
+from .spec import NetworkSpec, RunSpec, stored_spec
 
 
 @dataclass(frozen=True)
 class EpochRecord:
     """What one epoch did. `loss` is the mean of its batch losses (before each update, L2
-    penalty excluded); `rmse` is the notebook's root-mean-square error over the same outputs."""
+    penalty excluded); `rmse` is the notebook's root-mean-square error over the same outputs.
+    Both are on the scaled problem (the targets as the network sees them). Classifiers
+    report macro precision, recall and F1 on the validation part; regression reports MAE
+    and R^2 in the targets' raw units, on the training part and on the validation part."""
 
     epoch: int
     loss: float
@@ -28,6 +34,13 @@ class EpochRecord:
     val_loss: float | None = None
     accuracy: float | None = None
     val_accuracy: float | None = None
+    val_precision: float | None = None
+    val_recall: float | None = None
+    val_f1: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+    val_mae: float | None = None
+    val_r2: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its deep copy is slow, and this runs once per epoch.
@@ -105,6 +118,14 @@ def class_labels(targets: np.ndarray, output_activation: str) -> np.ndarray | No
     return classes
 
 
+def class_indices(targets: np.ndarray) -> np.ndarray:
+    """Class numbers `(n,)` of encoded labels: a 0/1 column or one-hot rows."""
+    if targets.shape[1] == 1:
+        return (targets[:, 0] >= 0.5).astype(np.int64)
+    indices: np.ndarray = targets.argmax(axis=1)
+    return indices
+
+
 def stratified_take(order: np.ndarray, classes: np.ndarray, n_take: int) -> np.ndarray:
     """`n_take` row indices, each class's count within one sample of its share, taken from
     each class in the order `order` `(n_samples,)` lists the rows (a seeded permutation).
@@ -139,8 +160,13 @@ class Trainer:
     All randomness (initialization, then shuffling) comes from one generator seeded by
     `training.seed`; the validation split has a stream of its own so that it can be
     recomputed on resume. Where the targets are class labels the split is stratified:
-    each class keeps its share of the validation rows, within one sample. A checkpoint
-    holds the parameters, optimizer state, generator state, epoch and early-stopping state.
+    each class keeps its share of the validation rows, within one sample. The spec's
+    preprocessing is fitted on the training part only, after the split, and applied to
+    both parts. A checkpoint holds the parameters, optimizer state, generator state, epoch,
+    early-stopping state and the preprocessing statistics.
+
+    `classes` names the classes when `targets` encode labels (`Labels.targets_for`): the
+    model then answers with those names.
     """
 
     def __init__(
@@ -150,13 +176,21 @@ class Trainer:
         targets: object,
         checkpoint: bytes | None = None,
         initial_parameters: Parameters | None = None,
+        classes: Sequence[ClassName] | None = None,
     ) -> None:
         self.spec = spec
         self._spec_dict = spec.to_dict()
         network, training = spec.network, spec.training
         self.dtype = np.dtype(training.dtype)
+        self.classes = None if classes is None else tuple(classes)
+        if self.classes is not None and spec.preprocessing.targets != "none":
+            raise SpecError(
+                "preprocessing.targets",
+                "class labels are not scaled; use none for a classification data set",
+            )
         x, t = check_data(inputs, targets, network, training.loss)
         self.train_x, self.train_t, self.val_x, self.val_t = self._split(x, t)
+        self._prepare_metrics()
         self.backprop = Backprop(network, training.loss, training.l2)
         self.rng = np.random.default_rng(training.seed)
         if initial_parameters is not None:
@@ -232,8 +266,26 @@ class Trainer:
     def _split(
         self, x: np.ndarray, t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Training and validation parts, scaled by statistics of the training part; the
+        raw targets stay in `raw_train_t` and `raw_val_t` for metrics in raw units."""
+        train_x, train_t, val_x, val_t = self._split_rows(x, t)
+        prep = self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
+        self.raw_train_t, self.raw_val_t = train_t, val_t
+
+        def inputs(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_inputs(rows).astype(self.dtype, copy=False)
+
+        def targets(rows: np.ndarray) -> np.ndarray:
+            return prep.transform_targets(rows).astype(self.dtype, copy=False)
+
+        if val_x is None or val_t is None:
+            return inputs(train_x), targets(train_t), None, None
+        return inputs(train_x), targets(train_t), inputs(val_x), targets(val_t)
+
+    def _split_rows(
+        self, x: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         fraction = self.spec.training.validation_split
-        x, t = x.astype(self.dtype), t.astype(self.dtype)
         if not fraction:
             return x, t, None, None
         n_val = round(fraction * len(x))
@@ -243,11 +295,59 @@ class Trainer:
                 f"{fraction:g} of {len(x)} samples leaves no training or no validation samples",
             )
         order = np.random.default_rng([self.spec.training.seed, 1]).permutation(len(x))
-        classes = class_labels(t, self.spec.network.output_activation)
+        classes: np.ndarray | None
+        if self.classes is not None:
+            classes = class_indices(t)
+            self._check_stratifiable(classes)
+        else:
+            classes = class_labels(t, self.spec.network.output_activation)
         val = order[:n_val] if classes is None else stratified_take(order, classes, n_val)
         in_val = np.zeros(len(x), dtype=bool)
         in_val[val] = True
         return x[~in_val], t[~in_val], x[in_val], t[in_val]
+
+    def _check_stratifiable(self, indices: np.ndarray) -> None:
+        """A stratified split needs every class twice: once to train on, once to validate."""
+        assert self.classes is not None
+        counts = np.bincount(indices, minlength=len(self.classes))
+        for name, count in zip(self.classes, counts, strict=False):
+            if count < 2:
+                raise SpecError(
+                    "training.validation_split",
+                    f"class {name!r} has {count} sample(s); a stratified validation split "
+                    "needs at least 2 of every class (one to train on, one to validate). "
+                    "Add samples of that class or set validation_split to 0",
+                )
+
+    def _prepare_metrics(self) -> None:
+        """Constants for the per-epoch metrics, computed once: an epoch of per-sample
+        training is tens of microseconds, so each epoch may only afford a few NumPy calls."""
+        activation = self.spec.network.output_activation
+        self._classifier = self.classes is not None or (
+            activation == "softmax" or (activation == "sigmoid" and self.train_t.shape[1] == 1)
+        )
+        self._regression = self.classes is None and activation == "identity"
+        self._n_classes = (
+            len(self.classes)
+            if self.classes is not None
+            else (2 if self.train_t.shape[1] == 1 else self.train_t.shape[1])
+        )
+        self._one_column: tuple[float, float, float] | None = None
+        self._val_classes = (
+            class_indices(self.val_t) if self._classifier and self.val_t is not None else None
+        )
+        if self._regression:
+            k = self.train_t.shape[1]
+            targets = self.preprocessing.targets
+            # Raw error = scaled error * scale, column by column.
+            self._raw_scale = np.ones(k) if targets is None else targets.scale
+            raw = self.raw_train_t
+            self._train_total = ((raw - raw.mean(axis=0)) ** 2).sum(axis=0)
+            self._train_constant = ~(self._train_total > 0)
+            if k == 1:
+                scale = float(self._raw_scale[0])
+                total = float(self._train_total[0]) if self._train_total[0] > 0 else 0.0
+                self._one_column = (scale / len(raw), scale * scale, total)
 
     @property
     def done(self) -> bool:
@@ -308,26 +408,64 @@ class Trainer:
                 f"diverged at epoch {self.epoch}: the training loss became {loss}; {kept}"
             )
             return None
+        values: dict[str, Any] = {}
+        if self._regression:
+            values["mae"], values["r2"] = self._train_regression_scores(errors, squared_error)
+        if self.val_x is not None and self.val_t is not None:
+            values.update(self._validation_scores())
         record = EpochRecord(
             epoch=self.epoch,
             loss=loss,
             rmse=math.sqrt(squared_error / errors.size),
             learning_rate=lr,
             accuracy=self._accuracy(outputs, targets),
+            **values,
         )
-        if self.val_x is not None and self.val_t is not None:
-            val_outputs = predict(self.spec.network, self.params, self.val_x)
-            record = EpochRecord(
-                **{
-                    **record.to_dict(),
-                    "val_loss": float(
-                        self.backprop.per_sample_loss(val_outputs, self.val_t).mean()
-                    ),
-                    "val_accuracy": self._accuracy(val_outputs, self.val_t),
-                }
-            )
         self._early_stopping(record)
         return record
+
+    def _train_regression_scores(
+        self, errors: np.ndarray, squared_error: float
+    ) -> tuple[float, float]:
+        """MAE and R^2 in raw units from the epoch's scaled errors `(n * k,)`: scaling by a
+        per-column factor scales each column's errors by it, so no raw outputs are needed.
+        Per-sample training spends tens of microseconds an epoch, so this stays at one or
+        two NumPy calls with every constant computed in `_prepare_metrics`."""
+        if self._one_column is not None:
+            # One column (the usual case): the squared error is known already.
+            abs_factor, squared_factor, total = self._one_column
+            mean_abs = float(np.add.reduce(np.abs(errors))) * abs_factor
+            residual = squared_error * squared_factor
+            if total == 0:
+                return mean_abs, 1.0 if residual == 0 else 0.0
+            return mean_abs, 1.0 - residual / total
+        scale, total_columns, constant = self._raw_scale, self._train_total, self._train_constant
+        k = len(scale)
+        columns = errors.reshape(-1, k)
+        mean_abs = float(np.abs(columns).mean(axis=0) @ scale) / k
+        residuals = (columns * columns).sum(axis=0) * (scale * scale)
+        scores = 1 - residuals / np.where(constant, 1.0, total_columns)
+        scores[constant] = residuals[constant] == 0
+        return mean_abs, float(scores.mean())
+
+    def _validation_scores(self) -> dict[str, float]:
+        assert self.val_x is not None and self.val_t is not None
+        outputs = predict(self.spec.network, self.params, self.val_x)
+        scores = {
+            "val_loss": float(self.backprop.per_sample_loss(outputs, self.val_t).mean()),
+        }
+        accuracy = self._accuracy(outputs, self.val_t)
+        if accuracy is not None:
+            scores["val_accuracy"] = accuracy
+        if self._val_classes is not None:
+            predicted = class_indices(outputs)
+            matrix = confusion_matrix(self._val_classes, predicted, self._n_classes)
+            precision, recall, f1 = macro_scores(matrix)
+            scores.update(val_precision=precision, val_recall=recall, val_f1=f1)
+        if self._regression and self.raw_val_t is not None:
+            raw = self.preprocessing.inverse_targets(outputs.astype(np.float64))
+            scores.update(val_mae=mae(raw, self.raw_val_t), val_r2=r2(raw, self.raw_val_t))
+        return scores
 
     def _train_batches(self, lr: float, dirty: bool) -> None:
         # The hot loop: every NumPy call removed here counts for per-sample training.
@@ -357,6 +495,8 @@ class Trainer:
 
     def _accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         activation = self.spec.network.output_activation
+        if self.classes is not None and activation == "identity":
+            return float(np.mean(class_indices(outputs) == class_indices(targets)))
         if activation == "softmax":
             return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1)))
         if activation == "sigmoid":
@@ -386,8 +526,14 @@ class Trainer:
             self.params.flat[...] = self.best_flat
 
     def model(self) -> Model:
-        """The current weights as a standalone model."""
-        return Model(self.spec.network, self.params.copy())
+        """The current weights as a standalone model, with its preprocessing and classes."""
+        return Model(
+            self.spec.network,
+            self.params.copy(),
+            preprocessing=None if self.preprocessing.is_identity else self.preprocessing,
+            classes=self.classes,
+            loss=self.spec.training.loss,
+        )
 
     def checkpoint(self) -> bytes:
         """Everything needed to continue this run exactly, as bytes."""
@@ -403,6 +549,9 @@ class Trainer:
             "epochs_without_improvement": self.epochs_without_improvement,
         }
         arrays = {"params": self.params.flat}
+        if not self.preprocessing.is_identity:
+            meta["preprocessing"], scaler_arrays = self.preprocessing.to_blob()
+            arrays.update(scaler_arrays)
         if self.best_flat is not None:
             arrays["best_params"] = self.best_flat
         arrays.update({f"optimizer.{k}": v for k, v in self.optimizer.state().items()})
@@ -410,10 +559,17 @@ class Trainer:
 
     def _restore(self, data: bytes) -> None:
         meta, arrays = unpack("checkpoint", data)
-        if meta["spec"] != self._spec_dict:
+        # A checkpoint written before preprocessing existed trained on the data as given.
+        if stored_spec(meta["spec"]) != self._spec_dict:
             raise SpecError("checkpoint", "was made for a different spec")
         if meta["n_train"] != len(self.train_x):
             raise SpecError("checkpoint", "was made for a data set of another size")
+        widths = (self.spec.network.n_inputs, self.spec.network.n_outputs)
+        saved = Preprocessing.from_blob(meta.get("preprocessing", {}), arrays, widths)
+        if not saved.same_as(self.preprocessing):
+            raise SpecError(
+                "checkpoint", "was made for other data: its preprocessing statistics differ"
+            )
         self.params.flat[...] = arrays["params"]
         self.rng.bit_generator.state = meta["rng"]
         self.epoch = meta["epoch"]

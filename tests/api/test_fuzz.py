@@ -89,6 +89,10 @@ API_KEY = "fuzz-key"
 # usual ones still is, and every other check runs unrelaxed everywhere.
 CURSOR = "`cursor` is opaque: only cursors the service issued are valid"
 PREDICTION_ROWS = "input rows must be as wide as the model's input"
+EVALUATION_DATA = (
+    "a dataset_id, or inputs with labels or targets; the data must fit the model (its "
+    "input width, its classes or output width)"
+)
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
     "GET /v1/datasets/{dataset_id}/rows": CURSOR,
@@ -106,6 +110,8 @@ CROSS_FIELD_422 = {
     "network's layer shapes",
     "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,
     "POST /v1/models/{name}/predict": PREDICTION_ROWS,
+    "POST /v1/jobs/{job_id}/evaluate": EVALUATION_DATA,
+    "POST /v1/models/{name}/evaluate": EVALUATION_DATA,
 }
 # Every check schemathesis has but the timed one, by the name its config gives it.
 CHECKS = [

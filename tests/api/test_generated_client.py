@@ -23,14 +23,24 @@ XOR_TARGETS = [1, 0, 0, 1]
 # Operation ids a client turns into modules, by tag; and some of its model classes.
 OPERATIONS = {
     "datasets": ["create_dataset", "create_dataset_from_csv", "list_dataset_rows"],
-    "jobs": ["create_job", "get_job", "list_jobs", "get_job_history", "predict_job"],
-    "models": ["list_models", "predict_model", "set_model_alias"],
+    "jobs": [
+        "create_job",
+        "get_job",
+        "list_jobs",
+        "get_job_history",
+        "predict_job",
+        "evaluate_job",
+    ],
+    "models": ["list_models", "predict_model", "set_model_alias", "evaluate_model"],
 }
 MODELS = [
     "DatasetFromGenerator",
     "DatasetFromRows",
     "DatasetPage",
+    "EvaluateRequest",
+    "EvaluateResponse",
     "JobCreate",
+    "JobEvaluateRequest",
     "JobPredictRequest",
     "PredictRequest",
     "PredictResponse",
@@ -95,7 +105,7 @@ def test_a_generated_client_trains_xor_and_predicts(
     models = importlib.import_module(f"{PACKAGE}.models")
     spec = example_spec("xor-tanh")
     with client_package.Client(base_url=base_url, raise_on_unexpected_status=True) as client:
-        trained, prediction, at_snapshot = train_and_predict(client, models, spec)
+        trained, prediction, at_snapshot, evaluation = train_and_predict(client, models, spec)
 
     assert trained.status == models.JobStatus.SUCCEEDED, trained
     assert isinstance(prediction, models.PredictResponse), prediction
@@ -103,11 +113,18 @@ def test_a_generated_client_trains_xor_and_predicts(
     outputs = [row[0] for row in prediction.outputs]
     assert [output > 0.5 for output in outputs] == [target == 1 for target in XOR_TARGETS], outputs
     assert at_snapshot.outputs == prediction.outputs
+    # The generator's classes are the integers 0 and 1, and stay integers on the way back.
+    assert prediction.classes == [0, 1] and prediction.labels == XOR_TARGETS
+    assert isinstance(evaluation, models.EvaluateResponse), evaluation
+    assert evaluation.n_samples == 4 and evaluation.metrics["accuracy"] == 1.0
+    assert evaluation.confusion_matrix.classes == [0, 1]
+    assert evaluation.confusion_matrix.matrix == [[2, 0], [0, 2]]
 
 
 def train_and_predict(client: Any, models: ModuleType, spec: dict[str, Any]) -> tuple[Any, ...]:
     """Create the XOR dataset, train a job registering `xor-client`, wait for it, predict
-    with the model and with the job's last snapshot: the client's calls only."""
+    with the model and with the job's last snapshot, evaluate the model on the dataset:
+    the client's calls only."""
     dataset = operation("datasets", "create_dataset").sync(
         client=client,
         body=models.DatasetFromGenerator(
@@ -132,11 +149,14 @@ def train_and_predict(client: Any, models: ModuleType, spec: dict[str, Any]) -> 
         time.sleep(0.1)
         job = operation("jobs", "get_job").sync(job.id, client=client)
     if job.status != models.JobStatus.SUCCEEDED:
-        return job, None, None
+        return job, None, None, None
     prediction = operation("models", "predict_model").sync(
         "xor-client", client=client, body=models.PredictRequest(inputs=XOR_INPUTS)
     )
     at_snapshot = operation("jobs", "predict_job").sync(
         job.id, client=client, body=models.JobPredictRequest(inputs=XOR_INPUTS, epoch=500)
     )
-    return job, prediction, at_snapshot
+    evaluation = operation("models", "evaluate_model").sync(
+        "xor-client", client=client, body=models.EvaluateRequest(dataset_id=dataset.id)
+    )
+    return job, prediction, at_snapshot, evaluation

@@ -93,7 +93,10 @@ def test_a_dataset_is_made_from_rows_or_from_a_generator() -> None:
         {"$ref": "#/components/schemas/DatasetFromRows"},
         {"$ref": "#/components/schemas/DatasetFromGenerator"},
     ]
-    assert set(component(schema, "DatasetFromRows")["required"]) == {"name", "inputs", "targets"}
+    rows = component(schema, "DatasetFromRows")
+    assert set(rows["required"]) == {"name", "inputs"}
+    assert {"targets", "labels"} <= set(rows["properties"])
+    assert "either `targets`" in rows["description"]
     assert set(component(schema, "DatasetFromGenerator")["required"]) == {"name", "generator"}
 
 
@@ -175,3 +178,16 @@ def accepts(model: type[BaseModel], body: dict[str, Any]) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def test_history_says_losses_are_scaled_and_mae_r2_in_raw_units() -> None:
+    schema = openapi()
+    history = schema["paths"]["/v1/jobs/{job_id}/history"]["get"]["description"]
+    point = component(schema, "HistoryPoint")
+
+    for text in (history, point["description"]):
+        assert "`loss` and `val_loss`" in text or "`loss`, `val_loss`" in text
+        assert "raw units" in text
+    assert {"val_precision", "val_recall", "val_f1", "mae", "r2", "val_mae", "val_r2"} <= set(
+        point["properties"]
+    )

@@ -20,6 +20,20 @@ def test_xor_with_four_noiseless_samples_is_the_notebooks_own_rows() -> None:
     np.testing.assert_array_equal(targets, [[1], [0], [0], [1]])
 
 
+@pytest.mark.parametrize("n", [5, 6, 7, 8, 9, 30, 101])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampled_xor_is_balanced_across_the_four_corners(n: int, seed: int) -> None:
+    # Drawing corners independently gave 8 samples one corner three times and another once.
+    inputs, targets = generate("xor", n, noise=0.0, seed=seed)
+
+    corners, counts = np.unique(inputs, axis=0, return_counts=True)
+    assert len(corners) == 4 or n < 4
+    assert set(counts) <= {n // 4, n // 4 + 1}
+    assert counts.sum() == n
+    # Two corners per class, so the classes are balanced too (within the odd samples).
+    assert abs(2 * int(targets.sum()) - n) <= 2
+
+
 def test_sampled_xor_labels_each_corner_by_the_sign_of_its_product() -> None:
     inputs, targets = generate("xor", 200, noise=0.0, seed=3)
     noisy, noisy_targets = generate("xor", 200, noise=0.1, seed=3)
@@ -211,7 +225,10 @@ def _reference(kind: str, n: int, noise: float, seed: int, k: int) -> Any:
     classes = np.arange(n) % k
     if kind == "xor":
         corners = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
-        return corners[rng.integers(0, 4, n)] + noise * rng.standard_normal((n, 2))
+        counts = np.full(4, n // 4)
+        counts[rng.permutation(4)[: n % 4]] += 1
+        chosen = rng.permutation(np.repeat(np.arange(4), counts))
+        return corners[chosen] + noise * rng.standard_normal((n, 2))
     if kind == "circles":
         angle = rng.uniform(0, 2 * np.pi, n)
         radius = np.where(classes == 1, 0.5, 1.0)[:, None]

@@ -99,3 +99,58 @@ def test_notebook_initializer_draws_weights_before_biases() -> None:
     np.testing.assert_array_equal(params.biases[0], draws[4:6])
     np.testing.assert_array_equal(params.weights[1].ravel(), draws[6:8])
     np.testing.assert_array_equal(params.biases[1], draws[8:9])
+
+
+def _bound_reached(weights: np.ndarray, limit: float) -> bool:
+    """Uniform on [-limit, limit]: nothing beyond it, and with 10^5+ draws, something
+    within 0.1% of it."""
+    largest = float(np.abs(weights).max())
+    return largest <= limit and largest > 0.999 * limit
+
+
+@pytest.mark.parametrize(
+    ("hidden", "output", "hidden_rule"),
+    [
+        ("relu", "identity", "he"),
+        ("leaky_relu", "softmax", "he"),
+        ("tanh", "sigmoid", "glorot"),
+        ("sigmoid", "identity", "glorot"),
+    ],
+)
+def test_auto_init_picks_he_or_glorot_by_each_layers_activation(
+    hidden: str, output: str, hidden_rule: str
+) -> None:
+    layers = [300, 2000, 1000, 500]
+    spec = NetworkSpec.from_dict(
+        {"layers": layers, "hidden_activation": hidden, "output_activation": output}
+    )
+    assert spec.init == "auto"
+
+    params = Parameters.initialize(spec, np.random.default_rng(0))
+
+    for index, weights in enumerate(params.weights):
+        fan_in, fan_out = layers[index], layers[index + 1]
+        he, glorot = math.sqrt(6 / fan_in), math.sqrt(6 / (fan_in + fan_out))
+        is_output = index == len(params.weights) - 1
+        # The output layer goes by its own activation: identity, sigmoid and softmax are
+        # all Glorot's.
+        limit = glorot if is_output or hidden_rule == "glorot" else he
+        assert _bound_reached(weights, limit), (index, np.abs(weights).max(), he, glorot)
+        # The other rule's bound is far enough away that reaching this one tells them apart.
+        other = he if limit == glorot else glorot
+        assert abs(other - limit) > 0.05 * limit
+        assert weights.std() == pytest.approx(limit / math.sqrt(3), rel=0.01)
+    for bias in params.biases:
+        assert not bias.any()
+
+
+def test_auto_init_is_the_named_initializer_per_layer_drawn_in_order() -> None:
+    auto = NetworkSpec.from_dict({"layers": [3, 5, 2], "hidden_activation": "relu"})
+    rng = np.random.default_rng(11)
+    expected = Parameters.zeros(auto.layers)
+    INITIALIZERS["he_uniform"](expected.weights[0], expected.biases[0], rng)
+    INITIALIZERS["xavier_uniform"](expected.weights[1], expected.biases[1], rng)
+
+    params = Parameters.initialize(auto, np.random.default_rng(11))
+
+    assert params.flat.tobytes() == expected.flat.tobytes()

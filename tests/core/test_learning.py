@@ -15,6 +15,7 @@ XOR_TARGETS = np.array([[0.0], [1.0], [1.0], [0.0]])
 def _xor_spec(seed: int) -> RunSpec:
     return RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {
                 "layers": [2, 8, 1],
                 "hidden_activation": "tanh",
@@ -53,6 +54,7 @@ def test_two_moons_classifier_exceeds_97_percent_on_held_out_data() -> None:
     train_t, test_labels = labels[:400, None].astype(float), labels[400:]
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {
                 "layers": [2, 16, 16, 1],
                 "hidden_activation": "tanh",

@@ -14,6 +14,7 @@ from service.core.losses import LOSSES
 def _full_batch_spec(layers: list[int], output: str, loss: str, **training: Any) -> RunSpec:
     return RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": layers, "hidden_activation": "tanh", "output_activation": output},
             "training": {
                 "loss": loss,

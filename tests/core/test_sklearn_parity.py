@@ -98,6 +98,7 @@ def _train_ours(
 ) -> Parameters:
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": layers, "hidden_activation": hidden, "output_activation": output},
             "training": {
                 **OURS[optimizer],

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.core import NetworkSpec, RunSpec, SpecError, TrainingSpec
+from service.core import NetworkSpec, PreprocessingSpec, RunSpec, SpecError, TrainingSpec
+from service.core.spec import LEGACY_PREPROCESSING, TASKS, stored_spec, with_task_defaults
 
 VALID: dict[str, Any] = {
     "network": {"layers": [2, 3, 1]},
@@ -55,7 +56,7 @@ def test_network_defaults_and_sizes() -> None:
         "layers": [2, 3, 1],
         "hidden_activation": "relu",
         "output_activation": "identity",
-        "init": "normal",
+        "init": "auto",
     }
     assert (network.n_inputs, network.n_outputs) == (2, 1)
     assert network.n_parameters == (2 + 1) * 3 + (3 + 1) * 1
@@ -130,7 +131,7 @@ def _choices(*names: str) -> str:
         (
             _with("network", init="zeros"),
             "network.init",
-            _choices("he_normal", "he_uniform", "normal", "xavier_normal", "xavier_uniform")
+            _choices("auto", "he_normal", "he_uniform", "normal", "xavier_normal", "xavier_uniform")
             + ", got 'zeros'",
         ),
         (
@@ -247,3 +248,99 @@ def test_refused_value_names_field_and_reason(data: Any, field: str, message: st
         RunSpec.from_dict(data)
 
     assert (error.value.field, error.value.message) == (field, message)
+
+
+def test_preprocessing_defaults_scale_inputs_not_targets() -> None:
+    spec = RunSpec.from_dict(VALID)
+
+    assert spec.preprocessing == PreprocessingSpec()
+    assert spec.to_dict()["preprocessing"] == {"inputs": "standardize", "targets": "none"}
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("inputs", ["minmax", "none", "standardize"])
+@pytest.mark.parametrize("targets", ["none", "standardize"])
+def test_every_preprocessing_choice_is_accepted(inputs: str, targets: str) -> None:
+    data = {**VALID, "preprocessing": {"inputs": inputs, "targets": targets}}
+
+    spec = RunSpec.from_dict(data)
+
+    assert (spec.preprocessing.inputs, spec.preprocessing.targets) == (inputs, targets)
+
+
+@pytest.mark.parametrize(
+    ("preprocessing", "field", "message"),
+    [
+        (
+            {"inputs": "robust"},
+            "preprocessing.inputs",
+            _choices("minmax", "none", "standardize") + ", got 'robust'",
+        ),
+        (
+            {"targets": "minmax"},
+            "preprocessing.targets",
+            _choices("none", "standardize") + ", got 'minmax'",
+        ),
+        ({"scale": "all"}, "preprocessing.scale", "unknown field"),
+        ("standardize", "preprocessing", "must be an object"),
+    ],
+)
+def test_refused_preprocessing_names_field_and_reason(
+    preprocessing: Any, field: str, message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        RunSpec.from_dict({**VALID, "preprocessing": preprocessing})
+
+    assert (error.value.field, error.value.message) == (field, message)
+
+
+def test_a_spec_stored_before_preprocessing_means_the_data_as_given() -> None:
+    old = {"network": {"layers": [2, 3, 1]}, "training": {"epochs": 5}}
+
+    stored = stored_spec(old)
+
+    assert stored["preprocessing"] == LEGACY_PREPROCESSING == {"inputs": "none", "targets": "none"}
+    # ... and a network stored without init drew from N(0, 1), as it did then.
+    assert RunSpec.from_dict(stored).network.init == "normal"
+    assert old == {"network": {"layers": [2, 3, 1]}, "training": {"epochs": 5}}
+    current = RunSpec.from_dict(VALID).to_dict()
+    assert stored_spec(current) == current
+
+
+@pytest.mark.parametrize(
+    ("layers", "task", "n_classes", "activation", "loss"),
+    [
+        ([2, 3, 3], "classification", 3, "softmax", "categorical_crossentropy"),
+        ([2, 3, 2], "classification", 2, "softmax", "categorical_crossentropy"),
+        ([2, 3, 1], "classification", 2, "sigmoid", "binary_crossentropy"),
+        ([2, 3, 1], "regression", None, "identity", "mse"),
+        # Too narrow for three classes: a valid spec, so that fitting the labels to it
+        # gives the error that names the classes (tests/core/test_labels.py).
+        ([2, 3, 1], "classification", 3, "sigmoid", "binary_crossentropy"),
+    ],
+)
+def test_task_fills_in_output_activation_and_loss(
+    layers: list[int], task: str, n_classes: int | None, activation: str, loss: str
+) -> None:
+    assert task in TASKS
+    spec = RunSpec.from_dict(with_task_defaults({"network": {"layers": layers}}, task, n_classes))
+
+    assert (spec.network.output_activation, spec.training.loss) == (activation, loss)
+
+
+def test_task_defaults_keep_what_the_client_gave() -> None:
+    given: dict[str, Any] = {
+        "network": {"layers": [2, 3, 2], "output_activation": "softmax"},
+        "training": {"loss": "mse"},
+    }
+
+    filled = with_task_defaults(given, "classification", 2)
+
+    assert filled["network"]["output_activation"] == "softmax"
+    assert filled["training"]["loss"] == "mse"
+    assert "loss" not in given["network"] and given["training"] == {"loss": "mse"}
+    # The loss follows the activation the client chose.
+    sigmoid = {"network": {"layers": [2, 3, 2], "output_activation": "sigmoid"}}
+    assert with_task_defaults(sigmoid, "classification", 2)["training"] == {
+        "loss": "binary_crossentropy"
+    }

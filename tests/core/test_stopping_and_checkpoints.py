@@ -20,6 +20,7 @@ LINE_Y = [[1.0], [3.0], [5.0], [7.0]]
 def _exact_line_trainer(patience: int, min_delta: float, validation_split: float) -> Trainer:
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [1, 1], "output_activation": "identity"},
             "training": {
                 "learning_rate": 0.1,
@@ -65,6 +66,7 @@ def test_an_improvement_smaller_than_min_delta_does_not_count() -> None:
     x = rng.normal(size=(30, 2))
     y = np.tanh(x @ np.array([[1.0], [-1.0]]))
     settings: dict[str, Any] = {
+        "preprocessing": {"inputs": "none"},
         "network": {"layers": [2, 4, 1], "hidden_activation": "tanh", "init": "xavier_uniform"},
         "training": {"learning_rate": 0.01, "epochs": 40, "batch_size": None, "shuffle": False},
     }
@@ -100,6 +102,7 @@ def test_checkpoint_taken_before_the_first_epoch_resumes_like_a_fresh_run() -> N
     x, y = np.array(LINE_X), np.array(LINE_Y) + np.array([[0.1], [-0.2], [0.3], [0.0]])
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [1, 3, 1], "hidden_activation": "tanh"},
             "training": {"epochs": 30, "early_stopping_patience": 2, "seed": 4},
         }
@@ -181,6 +184,7 @@ def test_a_loss_overflowing_to_infinity_stops_the_run_though_the_weights_are_fin
     # finite. The loss alone must stop the run, and the starting weights are kept.
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [1, 1]},
             "training": {"learning_rate": 1e-300, "epochs": 3, "shuffle": False},
         }
@@ -204,6 +208,7 @@ def test_a_run_diverging_with_early_stopping_on_restores_the_best_weights() -> N
     spec, x, y = diverging_run()
     patient = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": spec.network.to_dict(),
             "training": {**spec.training.to_dict(), "early_stopping_patience": 1000},
         }

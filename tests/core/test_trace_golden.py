@@ -203,6 +203,7 @@ def test_trainer_takes_the_traced_first_step(
     # trace says, under either update rule.
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": NOTEBOOK_NETWORK,
             "training": {
                 "loss": "mse",

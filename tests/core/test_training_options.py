@@ -18,6 +18,7 @@ def _regression() -> tuple[np.ndarray, np.ndarray]:
 def _spec(**training: object) -> RunSpec:
     return RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [3, 6, 1], "hidden_activation": "tanh", "init": "xavier_normal"},
             "training": {"learning_rate": 0.05, "epochs": 20, "batch_size": 4, **training},
         }
@@ -120,6 +121,7 @@ def test_large_data_gathered_per_batch_trains_exactly_like_a_whole_shuffle(
     inputs, labels = rng.standard_normal((300, 20)), rng.integers(0, 3, 300)
     spec = RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [20, 8, 3], "output_activation": "softmax"},
             "training": {
                 "loss": "categorical_crossentropy",

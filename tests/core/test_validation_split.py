@@ -13,6 +13,7 @@ SEEDS = range(12)
 def _spec(output: str, loss: str, n_outputs: int, seed: int, fraction: float) -> RunSpec:
     return RunSpec.from_dict(
         {
+            "preprocessing": {"inputs": "none"},
             "network": {"layers": [2, 4, n_outputs], "output_activation": output},
             "training": {
                 "loss": loss,
@@ -159,6 +160,7 @@ def test_classifier_run_with_validation_resumes_bit_for_bit() -> None:
     x = rng.normal(size=(len(labels), 2)) + labels[:, None]
     one_hot = np.eye(3)[labels]
     settings: dict[str, Any] = {
+        "preprocessing": {"inputs": "none"},
         "network": {
             "layers": [2, 6, 3],
             "hidden_activation": "tanh",

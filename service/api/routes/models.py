@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
@@ -12,17 +13,20 @@ from service.api.deps import (
     body_schema,
     model_resolver,
     parse_body,
+    read_sessions,
 )
 from service.api.limits import check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.params import AliasName, ModelName
-from service.api.predictions import predict_off_loop
+from service.api.predictions import evaluation_body, predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.schemas import (
     MAX_STORED_INT,
     AliasSet,
+    EvaluateRequest,
+    EvaluateResponse,
     ModelRead,
     ModelVersionRead,
     Page,
@@ -42,6 +46,7 @@ def _model_links(name: str) -> dict[str, dict[str, Any]]:
         "GetModel": link("GET", "/v1/models/{name}", {"name": name}),
         "ListVersions": link("GET", "/v1/models/{name}/versions", {"name": name}),
         "PredictWithModel": link("POST", "/v1/models/{name}/predict", {"name": name}),
+        "EvaluateModel": link("POST", "/v1/models/{name}/evaluate", {"name": name}),
     }
 
 
@@ -97,14 +102,29 @@ def _model_read(session: Session, model: ModelRow) -> dict[str, Any]:
 
 
 def _version_read(version: ModelVersionRow) -> dict[str, Any]:
+    model = Model.from_bytes(version.weights)
     return {
         "name": version.model_name,
         "version": version.version,
         "job_id": version.job_id,
         "epoch": version.epoch,
-        "network": Model.from_bytes(version.weights).spec.to_dict(),
+        "network": model.spec.to_dict(),
+        "task": "classification"
+        if model.is_classifier or model.classes is not None
+        else "regression",
+        "classes": None if model.classes is None else list(model.classes),
+        "preprocessing": _preprocessing_kinds(model),
+        "feature_names": None if model.feature_names is None else list(model.feature_names),
         "created_at": version.created_at,
     }
+
+
+def _preprocessing_kinds(model: Model) -> dict[str, str] | None:
+    """The scaling per side, or None for a model stored before models carried any."""
+    if model.preprocessing is None:
+        return None
+    sides = {"inputs": model.preprocessing.inputs, "targets": model.preprocessing.targets}
+    return {side: "none" if scaler is None else scaler.kind for side, scaler in sides.items()}
 
 
 @router.get(
@@ -202,3 +222,28 @@ async def predict(name: ModelName, request: Request) -> Any:
     reference = {"name": name, "version": resolved.version}
     prediction = await predict_off_loop(resolved.model, body.inputs, model=reference)
     return JSONResponse(prediction, background=resolved.refresh)
+
+
+@router.post(
+    "/{name}/evaluate",
+    operation_id="evaluate_model",
+    response_model=EvaluateResponse,
+    responses=problem_responses(404, 413, 422),
+    summary="Evaluate a model version (default: the latest) or an alias on labelled data",
+    description="Loss (on the scaled problem the model trains on, as in the job's history), "
+    "metrics in the data's own units, and for classifiers the confusion matrix, on a stored "
+    "dataset or on inline rows with their labels or targets.",
+    openapi_extra=body_schema(EvaluateRequest),
+)
+async def evaluate(name: ModelName, request: Request) -> Any:
+    body = await parse_body(request, EvaluateRequest)
+    resolved = await model_resolver(request).model(name, version=body.version, alias=body.alias)
+    evaluation = await run_in_threadpool(
+        evaluation_body,
+        request.app.state.settings,
+        read_sessions(request),
+        resolved.model,
+        body,
+    )
+    evaluation["model"] = {"name": name, "version": resolved.version}
+    return JSONResponse(evaluation, background=resolved.refresh)

@@ -38,6 +38,12 @@ from service.api.schemas.datasets import (
     GeneratorSpec,
     SampleRead,
 )
+from service.api.schemas.evaluation import (
+    ConfusionMatrix,
+    EvaluateRequest,
+    EvaluateResponse,
+    JobEvaluateRequest,
+)
 from service.api.schemas.jobs import (
     HistoryPoint,
     JobCreate,
@@ -51,6 +57,7 @@ from service.api.schemas.models import (
     ModelVersionRead,
 )
 from service.api.schemas.predictions import (
+    ClassName,
     JobPredictRequest,
     ModelRef,
     PredictRequest,
@@ -88,6 +95,8 @@ __all__ = [
     "TEXT_PATTERN",
     "AliasSet",
     "BackwardValues",
+    "ClassName",
+    "ConfusionMatrix",
     "DType",
     "DatasetCreate",
     "DatasetFromGenerator",
@@ -95,6 +104,8 @@ __all__ = [
     "DatasetName",
     "DatasetRead",
     "ErrorItem",
+    "EvaluateRequest",
+    "EvaluateResponse",
     "ForwardValues",
     "GeneratorKind",
     "GeneratorSpec",
@@ -105,6 +116,7 @@ __all__ = [
     "Input",
     "Integer",
     "JobCreate",
+    "JobEvaluateRequest",
     "JobPredictRequest",
     "JobRead",
     "LayerParameters",

@@ -1,11 +1,12 @@
 """The model registry: models, their versions and aliases."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from service.api.schemas.common import MAX_STORED_INT, Input, Integer, Output
+from service.api.schemas.predictions import ClassName
 
 
 class ModelRead(Output):
@@ -45,6 +46,10 @@ class ModelVersionRead(Output):
                         "output_activation": "identity",
                         "init": "xavier_uniform",
                     },
+                    "task": "classification",
+                    "classes": ["cat", "dog"],
+                    "preprocessing": {"inputs": "standardize", "targets": "none"},
+                    "feature_names": ["weight", "height"],
                     "created_at": "2026-11-28T10:00:00Z",
                 }
             ]
@@ -56,6 +61,23 @@ class ModelVersionRead(Output):
     job_id: str | None
     epoch: int
     network: dict[str, Any]
+    task: Literal["classification", "regression"] = Field(
+        description="classification for models trained on labels and for sigmoid and "
+        "softmax outputs, else regression."
+    )
+    classes: list[ClassName] | None = Field(
+        description="The class names predictions answer, in the order of their "
+        "probabilities; null for regression and for models trained on encoded targets."
+    )
+    preprocessing: dict[str, str] | None = Field(
+        description="The scaling the model applies to raw inputs and inverts on its "
+        "outputs, by side (`inputs`, `targets`); null when it applies none (so every "
+        "model stored before preprocessing existed).",
+        examples=[{"inputs": "standardize", "targets": "none"}],
+    )
+    feature_names: list[str] | None = Field(
+        description="The input columns' names, when the dataset had a header row."
+    )
     created_at: datetime
 
 

@@ -59,26 +59,56 @@ class ModelRef(Output):
     version: int
 
 
+# A class as the user named it in the labels the model was trained on.
+ClassName = str | int | bool
+
+
 class PredictResponse(Output):
+    """A model trained on labels (it has `classes`) answers `labels` as class names, one
+    per row, and (for sigmoid and softmax outputs) `probabilities` one per class in
+    `classes` order. Other classifiers (models trained on 0/1 or one-hot targets) answer
+    `labels` as `[[index]]` rows and `probabilities` as their outputs; regression models
+    answer `outputs` only, in the targets' own units (the model's preprocessing is applied
+    and inverted inside)."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
+                {
+                    "outputs": [[0.02, 0.98], [0.97, 0.03]],
+                    "probabilities": [[0.02, 0.98], [0.97, 0.03]],
+                    "labels": ["dog", "cat"],
+                    "classes": ["cat", "dog"],
+                    "model": {"name": "pets", "version": 1},
+                },
                 {
                     "outputs": [[0.98], [0.03]],
                     "probabilities": [[0.98], [0.03]],
                     "labels": [[1], [0]],
                     "model": {"name": "xor-net", "version": 1},
-                }
+                },
             ]
         }
     )
 
-    outputs: list[list[float]]
-    probabilities: list[list[float]] | None = Field(
-        None, description="For sigmoid and softmax outputs: the outputs as probabilities."
+    outputs: list[list[float]] = Field(
+        description="The network's outputs per row, in the targets' units for regression."
     )
-    labels: list[list[int]] | None = Field(
-        None, description="For classifiers: argmax (softmax) or output >= 0.5 (sigmoid)."
+    probabilities: list[list[float]] | None = Field(
+        None,
+        description="For sigmoid and softmax outputs: per row, one probability per class "
+        "in `classes` order (a width-1 sigmoid gives [1 - p, p]); without `classes`, the "
+        "outputs themselves.",
+    )
+    labels: list[ClassName] | list[list[int]] | None = Field(
+        None,
+        description="With `classes` (a model trained on labels), the predicted class name "
+        "per row (strings stay strings, integers integers, booleans booleans): argmax, or "
+        "output >= 0.5 for one output. Without, for sigmoid and softmax outputs, `[index]` "
+        "per row: argmax (softmax) or output >= 0.5 (sigmoid).",
+    )
+    classes: list[ClassName] | None = Field(
+        None, description="The model's classes, in the order of `probabilities`."
     )
     model: ModelRef | None = None
     epoch: int | None = None

@@ -1,0 +1,172 @@
+"""Classification and regression metrics, as scikit-learn defines them, and the evaluation
+of a model on a data set."""
+
+from typing import Any
+
+import numpy as np
+
+from .errors import SpecError
+from .labels import Labels
+from .losses import LOSSES
+from .model import Model, check_inputs
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts `(n_classes, n_classes)`: row = true class, column = predicted class."""
+    flat = np.bincount(
+        np.asarray(true, dtype=np.int64) * n_classes + np.asarray(predicted, dtype=np.int64),
+        minlength=n_classes * n_classes,
+    )
+    matrix: np.ndarray = flat.reshape(n_classes, n_classes)
+    return matrix
+
+
+def macro_scores(matrix: np.ndarray) -> tuple[float, float, float]:
+    """Macro-averaged precision, recall and F1 of a confusion matrix. A class never
+    predicted has precision 0 and one never present recall 0, as scikit-learn's
+    `zero_division=0`; classes absent from both still count in the average, as they do
+    there when named in `labels`."""
+    hits = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    actual = matrix.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
+    return float(precision.mean()), float(recall.mean()), float(f1.mean())
+
+
+def mae(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean absolute error, averaged over columns."""
+    return float(np.mean(np.abs(outputs - targets)))
+
+
+def r2(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Coefficient of determination, uniform average over columns (scikit-learn's r2_score):
+    a constant target column scores 1 if predicted exactly, else 0."""
+    residual = ((targets - outputs) ** 2).sum(axis=0)
+    total = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+    scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), 0.0)
+    scores = np.where((total == 0) & (residual == 0), 1.0, scores)
+    return float(scores.mean())
+
+
+def evaluate(
+    model: Model, inputs: object, targets: object = None, labels: Labels | None = None
+) -> dict[str, Any]:
+    """Loss (on the scaled problem, with the model's loss) and metrics of `model` on a data
+    set: accuracy, macro precision, recall and F1 plus the confusion matrix for classifiers;
+    MAE, RMSE and R^2 in raw units for regression. Give `targets` or `labels`."""
+    if (targets is None) == (labels is None):
+        raise SpecError("targets", "give exactly one of targets or labels")
+    x = check_inputs(inputs, model.spec.n_inputs)
+    outputs = model.network_outputs(x)
+    if labels is not None:
+        if len(labels) != len(x):
+            raise SpecError("labels", f"must have one label per input row ({len(x)})")
+        # A model trained on labels predicts classes whatever its output activation (the
+        # notebook's XOR network: identity and mse on 0/1 labels).
+        if not model.is_classifier and model.classes is None:
+            raise SpecError("labels", "the model is a regression model; give targets")
+        indices = _class_indices(model, labels)
+        n_classes = _n_classes(model)
+        encoded = _encode(indices, n_classes, model.spec.n_outputs)
+        return _classification(model, outputs, encoded, indices, n_classes, len(x))
+    t = _targets(targets, len(x), model.spec.n_outputs)
+    if model.is_classifier and np.all((t == 0) | (t == 1)):
+        indices = model.class_indices(t)
+        return _classification(model, outputs, t, indices, _n_classes(model), len(x))
+    scaled = t if model.preprocessing is None else model.preprocessing.transform_targets(t)
+    raw = outputs if model.preprocessing is None else model.preprocessing.inverse_targets(outputs)
+    errors = raw - t
+    return {
+        "n_samples": len(x),
+        "loss": _loss(model, outputs, scaled),
+        "metrics": {
+            "mae": mae(raw, t),
+            "rmse": float(np.sqrt(np.mean(errors**2))),
+            "r2": r2(raw, t),
+        },
+        "confusion_matrix": None,
+    }
+
+
+def _classification(
+    model: Model,
+    outputs: np.ndarray,
+    encoded: np.ndarray,
+    indices: np.ndarray,
+    n_classes: int,
+    n_samples: int,
+) -> dict[str, Any]:
+    predicted = model.class_indices(outputs)
+    matrix = confusion_matrix(indices, predicted, n_classes)
+    precision, recall, f1 = macro_scores(matrix)
+    classes = list(model.classes) if model.classes is not None else list(range(n_classes))
+    return {
+        "n_samples": n_samples,
+        "loss": _loss(model, outputs, encoded),
+        "metrics": {
+            "accuracy": float(np.mean(predicted == indices)),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        },
+        "confusion_matrix": {"classes": classes, "matrix": matrix.tolist()},
+    }
+
+
+def _n_classes(model: Model) -> int:
+    if model.classes is not None:
+        return len(model.classes)
+    return 2 if model.spec.n_outputs == 1 else model.spec.n_outputs
+
+
+def _class_indices(model: Model, labels: Labels) -> np.ndarray:
+    """The labels' rows as indices into the model's classes, matched by class name."""
+    if model.classes is None:
+        # A model without class names knows its classes as 0..k-1.
+        known: tuple[object, ...] = tuple(range(_n_classes(model)))
+    else:
+        known = model.classes
+    position = {(type(c), c): i for i, c in enumerate(known)}
+    mapping = np.empty(labels.n_classes, dtype=np.int64)
+    for j, name in enumerate(labels.classes):
+        if (type(name), name) not in position:
+            row = int(np.flatnonzero(labels.indices == j)[0])
+            raise SpecError(
+                f"labels[{row}]",
+                f"{name!r} is not one of the model's classes ({', '.join(repr(c) for c in known)})",
+            )
+        mapping[j] = position[(type(name), name)]
+    indices: np.ndarray = mapping[labels.indices]
+    return indices
+
+
+def _encode(indices: np.ndarray, n_classes: int, width: int) -> np.ndarray:
+    if width == 1:
+        return indices.astype(np.float64)[:, None]
+    one_hot: np.ndarray = np.eye(n_classes)[indices]
+    return one_hot
+
+
+def _targets(targets: object, n: int, width: int) -> np.ndarray:
+    try:
+        t = np.asarray(targets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError("targets", "must be a list of rows of numbers") from None
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.ndim != 2 or t.shape[0] != n:
+        raise SpecError("targets", f"must have one row per input row ({n}), got {t.shape}")
+    if t.shape[1] != width:
+        raise SpecError("targets", f"rows must have {width} values, got {t.shape[1]}")
+    if not np.isfinite(t).all():
+        row = int(np.argwhere(~np.isfinite(t))[0][0])
+        raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
+    return t
+
+
+def _loss(model: Model, outputs: np.ndarray, targets: np.ndarray) -> float:
+    per_sample, _ = LOSSES[model.loss_name]
+    return float(per_sample(outputs, targets).mean())
