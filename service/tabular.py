@@ -135,7 +135,7 @@ def _layout(
         label_index = _label_index(label_column, cells)
         # Labels may be text in any row: only the features tell a header from data.
         features = cells[:label_index] + cells[label_index + 1 :]
-        named = isinstance(label_column, str) and label_column in cells
+        named = isinstance(label_column, str) and not label_column.isdigit()
         is_header = named or not _all_numbers(features)
         if width < 2:
             raise SpecError(field, "has one column: no room for features beside the labels")
@@ -168,9 +168,9 @@ def _first_row(file: BinaryIO, field: str) -> tuple[list[str], int]:
 
 def _label_index(label_column: str | int, first_row: list[str]) -> int:
     """The label column's index: a name in the header row, or a 0-based index (digits
-    that name no column count as an index)."""
+    that name no header column count as an index)."""
     if isinstance(label_column, str):
-        if label_column in first_row:
+        if label_column in first_row and not _all_numbers(first_row):
             return first_row.index(label_column)
         if not label_column.isdigit():
             if _all_numbers(first_row):
