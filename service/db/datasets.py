@@ -1,11 +1,13 @@
 """Dataset queries. Query functions never commit: the caller owns the transaction."""
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.core.labels import ClassName, Labels
 from service.db.blobs import array_to_npy, npy_to_array
 from service.db.models import DatasetRow, JobRow
 from service.db.pagination import decode_cursor, newest_first_page, page_of
@@ -13,21 +15,55 @@ from service.errors import Conflict, NotFound
 
 
 def create_dataset(
-    session: Session, name: str, inputs: np.ndarray, targets: np.ndarray, source: dict[str, Any]
+    session: Session,
+    name: str,
+    inputs: np.ndarray,
+    targets: np.ndarray | None,
+    source: dict[str, Any],
+    *,
+    labels: Labels | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> DatasetRow:
-    """Store checked arrays `(n_samples, n_features)` and `(n_samples, n_targets)`."""
+    """Store checked inputs `(n_samples, n_features)` with either regression `targets`
+    `(n_samples, n_targets)` or class `labels` (exactly one of them)."""
+    if (targets is None) == (labels is None):
+        raise ValueError("give exactly one of targets and labels")
+    if labels is not None:
+        # The width a network's output needs by default: one 0/1 unit for two classes.
+        n_targets = 1 if labels.n_classes == 2 else labels.n_classes
+        stored_targets = array_to_npy(np.ascontiguousarray(labels.indices, dtype=np.int64))
+        classes: list[ClassName] | None = list(labels.classes)
+        class_counts: list[int] | None = labels.counts()
+    else:
+        assert targets is not None
+        n_targets = int(targets.shape[1])
+        stored_targets = array_to_npy(np.ascontiguousarray(targets, dtype=np.float64))
+        classes = class_counts = None
     dataset = DatasetRow(
         name=name,
         n_samples=int(inputs.shape[0]),
         n_features=int(inputs.shape[1]),
-        n_targets=int(targets.shape[1]),
-        inputs=array_to_npy(np.ascontiguousarray(inputs, dtype=np.float64)),
-        targets=array_to_npy(np.ascontiguousarray(targets, dtype=np.float64)),
+        n_targets=n_targets,
+        inputs=array_to_npy(compact(inputs)),
+        targets=stored_targets,
+        classes=classes,
+        class_counts=class_counts,
+        feature_names=None if feature_names is None else list(feature_names),
         source=source,
     )
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def compact(inputs: np.ndarray) -> np.ndarray:
+    """Inputs as float32 when that holds every value exactly (integer pixels, values read
+    from float32 data), else as float64: half the bytes where nothing is lost."""
+    as_float64 = np.ascontiguousarray(inputs, dtype=np.float64)
+    as_float32 = as_float64.astype(np.float32)
+    if np.array_equal(as_float32, as_float64):
+        return as_float32
+    return as_float64
 
 
 def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
@@ -37,17 +73,23 @@ def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
     return dataset
 
 
-def dataset_arrays(dataset: DatasetRow) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets of a stored dataset."""
-    return npy_to_array(dataset.inputs), npy_to_array(dataset.targets)
+def dataset_data(dataset: DatasetRow) -> tuple[np.ndarray, np.ndarray | Labels]:
+    """Inputs `(n_samples, n_features)` float64 and either targets `(n_samples, n_targets)`
+    float64 or, for a labelled dataset, its `Labels`."""
+    inputs = npy_to_array(dataset.inputs).astype(np.float64)
+    stored = npy_to_array(dataset.targets)
+    if dataset.classes is not None:
+        return inputs, Labels(tuple(dataset.classes), stored.astype(np.int64))
+    return inputs, stored.astype(np.float64)
 
 
 class Sample(TypedDict):
-    """One row of a dataset: its position, its inputs and its targets."""
+    """One row of a dataset: its position, its inputs, and its targets or its label."""
 
     index: int
     inputs: list[float]
-    targets: list[float]
+    targets: list[float] | None
+    label: ClassName | None
 
 
 def samples_page(
@@ -62,13 +104,21 @@ def samples_page(
         # Keyset on the row index, as the other lists page on their keys: the rows after
         # it, so a forged index before the first row starts at the first.
         start = max(after + 1, 0)
-    inputs, targets = dataset_arrays(dataset)
+    inputs, targets = dataset_data(dataset)
     stop = start + limit + 1
-    rows = zip(inputs[start:stop].tolist(), targets[start:stop].tolist(), strict=True)
-    samples: list[Sample] = [
-        {"index": index, "inputs": row_inputs, "targets": row_targets}
-        for index, (row_inputs, row_targets) in enumerate(rows, start)
-    ]
+    page_inputs = inputs[start:stop].tolist()
+    if isinstance(targets, Labels):
+        labels = [targets.classes[i] for i in targets.indices[start:stop]]
+        samples: list[Sample] = [
+            {"index": index, "inputs": row_inputs, "targets": None, "label": label}
+            for index, (row_inputs, label) in enumerate(zip(page_inputs, labels, strict=True), start)
+        ]
+    else:
+        rows = zip(page_inputs, targets[start:stop].tolist(), strict=True)
+        samples = [
+            {"index": index, "inputs": row_inputs, "targets": row_targets, "label": None}
+            for index, (row_inputs, row_targets) in enumerate(rows, start)
+        ]
     return page_of(samples, limit, lambda sample: [sample["index"]])
 
 

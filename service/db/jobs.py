@@ -145,7 +145,9 @@ def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]
     if not records:
         return
     rows: list[dict[str, Any]] = [{"job_id": job_id, **record.to_dict()} for record in records]
-    metrics = ("loss", "val_loss", "rmse", "accuracy", "val_accuracy", "learning_rate")
+    metrics = tuple(
+        column.name for column in HistoryRow.__table__.columns if not column.primary_key
+    )
     # Rows go as parameters of one cached statement (executemany), not as a VALUES list
     # compiled anew for every batch: compiling 500 rows cost more than training XOR.
     session.execute(upsert(session, HistoryRow, key=("job_id", "epoch"), replace=metrics), rows)

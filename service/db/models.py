@@ -49,7 +49,10 @@ job_status_type = Enum(
 
 
 class DatasetRow(Base):
-    """Training data; `inputs` and `targets` are `.npy` bytes of shape (n_samples, n_*)."""
+    """Training data; `inputs` are `.npy` bytes `(n_samples, n_features)`, float32 where that
+    holds every value exactly, else float64. Regression data keeps float64 `targets`
+    `(n_samples, n_targets)` and null `classes`; labelled data keeps each row's class index
+    into `classes` (sorted, as given) in `targets` `(n_samples,)`."""
 
     __tablename__ = "datasets"
 
@@ -62,6 +65,17 @@ class DatasetRow(Base):
     targets: Mapped[bytes] = mapped_column(LargeBinary)
     source: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # Columns added by migration 0003 come last, where ALTER TABLE puts them.
+    # SQL NULL, not JSON null, for None: "no classes" is then one thing in both databases.
+    classes: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Rows per class, in `classes` order: kept so a read need not load the targets.
+    class_counts: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
+    feature_names: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+
+    @property
+    def task(self) -> str:
+        """`classification` for labelled data, `regression` for target values."""
+        return "regression" if self.classes is None else "classification"
 
 
 class JobRow(Base):
@@ -110,6 +124,13 @@ class HistoryRow(Base):
     accuracy: Mapped[float | None] = mapped_column(Double)
     val_accuracy: Mapped[float | None] = mapped_column(Double)
     learning_rate: Mapped[float | None] = mapped_column(Double)
+    val_precision: Mapped[float | None] = mapped_column(Double)
+    val_recall: Mapped[float | None] = mapped_column(Double)
+    val_f1: Mapped[float | None] = mapped_column(Double)
+    mae: Mapped[float | None] = mapped_column(Double)
+    r2: Mapped[float | None] = mapped_column(Double)
+    val_mae: Mapped[float | None] = mapped_column(Double)
+    val_r2: Mapped[float | None] = mapped_column(Double)
 
 
 class SnapshotRow(Base):

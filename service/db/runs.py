@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.core import EpochRecord
 from service.db.clock import database_now
-from service.db.datasets import dataset_arrays
+from service.core.labels import Labels
+from service.db.datasets import dataset_data
 from service.db.jobs import upsert_history
 from service.db.models import DatasetRow, HistoryRow, JobRow, SnapshotRow
 from service.db.statements import update_row
@@ -26,7 +27,8 @@ class RunInput:
     model_name: str | None
     checkpoint_every: int
     inputs: np.ndarray
-    targets: np.ndarray
+    # Regression targets, or a labelled dataset's classes (encoded once the spec is known).
+    targets: np.ndarray | Labels
     checkpoint: bytes | None
     resume_epoch: int
     # Seconds the job has run since it first started, by the database's clock.
@@ -40,7 +42,7 @@ def start_run(session: Session, job_id: str) -> RunInput:
     job = session.get_one(JobRow, job_id)
     now = database_now(session)
     elapsed = (now - (job.started_at or now)).total_seconds()
-    inputs, targets = dataset_arrays(session.get_one(DatasetRow, job.dataset_id))
+    inputs, targets = dataset_data(session.get_one(DatasetRow, job.dataset_id))
     latest = session.scalars(
         select(SnapshotRow)
         .where(SnapshotRow.job_id == job_id, SnapshotRow.checkpoint.is_not(None))

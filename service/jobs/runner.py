@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, RunSpec, SpecError, Trainer
+from service.core.labels import Labels
 from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
 from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
@@ -122,6 +123,17 @@ class Heartbeat:
                     )
 
 
+def _trainer(spec: RunSpec, run: RunInput) -> Trainer:
+    """The run's trainer: labels are encoded for the spec's output (one-hot, or one 0/1
+    column) and their classes go into the model it trains."""
+    if isinstance(run.targets, Labels):
+        targets = run.targets.targets_for(spec.network)
+        return Trainer(
+            spec, run.inputs, targets, checkpoint=run.checkpoint, classes=run.targets.classes
+        )
+    return Trainer(spec, run.inputs, run.targets, checkpoint=run.checkpoint)
+
+
 class JobRunner:
     """Runs one claimed job until it ends, the worker stops, or the lease is lost.
 
@@ -201,7 +213,7 @@ class JobRunner:
         job = self._start()
         try:
             spec = RunSpec.from_dict(job.spec)
-            trainer = Trainer(spec, job.inputs, job.targets, checkpoint=job.checkpoint)
+            trainer = _trainer(spec, job)
         except SpecError as error:
             self._commit(end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
             return JobStatus.FAILED

@@ -14,10 +14,14 @@ from service.api.schemas import TEXT_PATTERN, DatasetCreate, DatasetRead, Page, 
 from service.config import Settings
 from service.core.datasets import generate, parse_csv
 from service.core.errors import SpecError
+from service.core.labels import Labels, labels_from_targets
 from service.db import datasets as queries
 from service.errors import Invalid
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+# Generators whose targets are values, not classes: their datasets are for regression.
+REGRESSION_GENERATORS = frozenset({"sine"})
 
 # Links: where a response's ids lead, for the docs and the stateful fuzz test.
 CREATED = {"dataset_id": "$response.body#/id"}
@@ -72,21 +76,36 @@ def _matrix(rows: list[list[float]], field: str) -> np.ndarray:
     response_model=DatasetRead,
     responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
     summary="Create a dataset from rows or a generator",
+    description="Rows come with `targets` (regression) or `labels` (classification). "
+    "Generators of classes (all but `sine`) store labels 0 to n_classes - 1.",
 )
 def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsDep) -> Any:
+    labels: Labels | None = None
+    targets: np.ndarray | None = None
     if body.generator is not None:
         spec = body.generator
         _check_limits(settings, spec.n_samples, 2, spec.n_classes)
-        inputs, targets = generate(spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes)
+        inputs, generated = generate(spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes)
+        if spec.kind in REGRESSION_GENERATORS:
+            targets = generated
+        else:
+            labels = labels_from_targets(generated)
         source: dict[str, Any] = {"kind": "generator", "generator": spec.model_dump()}
+    elif body.labels is not None:
+        _check_limits(settings, len(body.inputs), len(body.inputs[0]), 1)
+        inputs = _matrix(body.inputs, "inputs")
+        if len(body.labels) != len(inputs):
+            raise SpecError("labels", f"has {len(body.labels)} labels; inputs has {len(inputs)} rows")
+        labels = Labels.from_values(body.labels, "labels")
+        source = {"kind": "rows"}
     else:
-        assert body.inputs is not None and body.targets is not None
+        assert body.targets is not None
         _check_limits(settings, len(body.inputs), len(body.inputs[0]), len(body.targets[0]))
         inputs, targets = _matrix(body.inputs, "inputs"), _matrix(body.targets, "targets")
         if len(targets) != len(inputs):
             raise SpecError("targets", f"has {len(targets)} rows; inputs has {len(inputs)}")
         source = {"kind": "rows"}
-    return queries.create_dataset(session, body.name, inputs, targets, source)
+    return queries.create_dataset(session, body.name, inputs, targets, source, labels=labels)
 
 
 @router.post(

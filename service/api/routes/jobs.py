@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
@@ -33,6 +34,8 @@ from service.api.schemas import (
 )
 from service.config import Settings
 from service.core import Model, RunSpec, SpecError, check_data
+from service.core.labels import Labels
+from service.core.spec import with_task_defaults
 from service.db import JobStatus
 from service.db import datasets as dataset_queries
 from service.db import jobs as queries
@@ -133,15 +136,26 @@ def _check_active_jobs(settings: Settings, session: Session) -> None:
     response_model=JobRead,
     responses={202: {"links": JOB_LINKS}, **problem_responses(400, 404, 413, 422, 429)},
     summary="Submit a training job",
-    description="Queues the job and returns at once; workers train it. Poll `GET /v1/jobs/{id}`.",
+    description="Queues the job and returns at once; workers train it. Poll `GET /v1/jobs/{id}`. "
+    "On a labelled dataset, `network.output_activation` and `training.loss` default to "
+    "softmax and categorical cross-entropy (sigmoid and binary cross-entropy for a one-unit "
+    "output); the job's `spec` shows every value used.",
 )
 def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> Any:
-    spec = RunSpec.from_dict(
-        {"network": body.network.model_dump(), "training": body.training.model_dump()}
-    )
     dataset = dataset_queries.get_dataset(session, body.dataset_id)
+    inputs, data = dataset_queries.dataset_data(dataset)
+    labels = data if isinstance(data, Labels) else None
+    # What the client left out of the spec is filled in from the dataset's task (softmax
+    # for labels, identity for targets), so only the fields it did give are passed on.
+    given = {
+        "network": _given(body.network),
+        "training": _given(body.training),
+        "preprocessing": _given(body.preprocessing),
+    }
+    n_classes = None if labels is None else labels.n_classes
+    spec = RunSpec.from_dict(with_task_defaults(given, dataset.task, n_classes))
     _check_job_limits(settings, spec, dataset.n_samples)
-    inputs, targets = dataset_queries.dataset_arrays(dataset)
+    targets = data if labels is None else labels.targets_for(spec.network)
     try:
         check_data(inputs, targets, spec.network, spec.training.loss)
     except SpecError as error:
@@ -150,10 +164,36 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         # The data itself does not fit the spec (say, targets outside [0, 1] for a
         # cross-entropy): the client's field at fault is the dataset it chose.
         raise SpecError("dataset_id", f"dataset {dataset.id} does not fit: {error}") from None
+    if labels is not None:
+        _check_classification(spec, labels)
     # Last, just before the insert: on PostgreSQL the count holds a lock until commit.
     _check_active_jobs(settings, session)
     job = queries.create_job(session, dataset.id, spec, body.model_name, body.checkpoint_every)
     return job
+
+
+def _given(part: BaseModel) -> dict[str, Any]:
+    """The fields of a spec part that the client set, as a spec dict has them."""
+    return part.model_dump(include=part.model_fields_set)
+
+
+def _check_classification(spec: RunSpec, labels: Labels) -> None:
+    """Refuse what the trainer would refuse on labelled data, before the job is queued."""
+    if spec.preprocessing.targets != "none":
+        raise SpecError(
+            "preprocessing.targets",
+            f"{spec.preprocessing.targets} is for regression targets; this dataset holds "
+            f"class labels: use none",
+        )
+    if spec.training.validation_split:
+        counts = labels.counts()
+        smallest = min(range(labels.n_classes), key=counts.__getitem__)
+        if counts[smallest] < 2:
+            raise SpecError(
+                "training.validation_split",
+                f"class {labels.classes[smallest]!r} has {counts[smallest]} sample; the "
+                "stratified validation split needs at least 2 of every class",
+            )
 
 
 @router.get(
@@ -201,6 +241,10 @@ def cancel_job(job_id: JobId, session: SessionDep) -> Any:
     response_model=Page[HistoryPoint],
     responses={200: {"links": HISTORY_LINKS}, **problem_responses(404, 422)},
     summary="Per-epoch loss and metrics",
+    description="`loss` and `val_loss` are on the problem as trained, after preprocessing "
+    "scaled the targets (with `preprocessing.targets: standardize`, in standard deviations); "
+    "`mae`, `r2`, `val_mae` and `val_r2` are in the targets' raw units. Precision, recall "
+    "and F1 are macro averages over the classes, on the validation part.",
 )
 def get_history(
     job_id: JobId,

@@ -9,11 +9,18 @@ from pydantic_core import core_schema
 
 from service.core.activations import HIDDEN, OUTPUT
 from service.core.datasets import GENERATORS
-from service.core.initializers import INITIALIZERS
 from service.core.losses import LOSSES
 from service.core.optimizers import OPTIMIZERS
 from service.core.schedules import SCHEDULES
-from service.core.spec import DTYPES, UPDATE_RULES
+from service.core.spec import (
+    DTYPES,
+    INPUT_SCALINGS,
+    TARGET_SCALINGS,
+    TASKS,
+    UPDATE_RULES,
+    NetworkSpec,
+    spec_fields,
+)
 
 T = TypeVar("T")
 
@@ -42,13 +49,22 @@ class OneOf:
 
 HiddenActivation = Annotated[str, OneOf(HIDDEN)]
 OutputActivation = Annotated[str, OneOf(OUTPUT)]
-Initializer = Annotated[str, OneOf(INITIALIZERS)]
+# The initializers and `auto`, which picks one per layer: the choices the core declares.
+Initializer = Annotated[str, OneOf(spec_fields(NetworkSpec)["init"].metadata["choices"])]
 Loss = Annotated[str, OneOf(LOSSES)]
 OptimizerName = Annotated[str, OneOf(OPTIMIZERS)]
 ScheduleName = Annotated[str, OneOf(SCHEDULES)]
 UpdateRule = Annotated[str, OneOf(UPDATE_RULES)]
 DType = Annotated[str, OneOf(DTYPES)]
 GeneratorKind = Annotated[str, OneOf(GENERATORS)]
+InputScaling = Annotated[str, OneOf(INPUT_SCALINGS)]
+TargetScaling = Annotated[str, OneOf(TARGET_SCALINGS)]
+Task = Annotated[str, OneOf(TASKS)]
+# A class label as the client gave it; bool first, so `true` stays a boolean, not 1.
+Label = Annotated[
+    bool | int | Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
+    Field(union_mode="left_to_right"),
+]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["xor-net"])]
 Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b"])]
 

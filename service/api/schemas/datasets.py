@@ -3,9 +3,27 @@
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from service.api.schemas.common import TEXT_PATTERN, GeneratorKind, Input, Integer, Output, Rows
+from service.api.schemas.common import (
+    TEXT_PATTERN,
+    GeneratorKind,
+    Input,
+    Integer,
+    Label,
+    Output,
+    Rows,
+    Task,
+)
 from service.core.spec import MAX_SEED
 
 DatasetName = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
@@ -28,8 +46,9 @@ class GeneratorSpec(Input):
 
 
 class DatasetFromRows(Input):
-    """A dataset from explicit rows: as many `targets` rows as `inputs` rows, each list's
-    rows all of one width."""
+    """A dataset from explicit rows: `inputs`, and either `targets` (regression: one row of
+    numbers per input row) or `labels` (classification: one class per input row, all
+    strings, all integers or all booleans). Each list's rows are all of one width."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -38,16 +57,39 @@ class DatasetFromRows(Input):
                     "name": "xor",
                     "inputs": [[1, 1], [-1, 1], [1, -1], [-1, -1]],
                     "targets": [[1], [0], [0], [1]],
-                }
+                },
+                {
+                    "name": "pets",
+                    "inputs": [[4.1, 30], [25.0, 60], [3.8, 28], [30.2, 65]],
+                    "labels": ["cat", "dog", "cat", "dog"],
+                },
             ]
         }
     )
 
     name: DatasetName
     inputs: Rows
-    targets: Rows
+    targets: Rows | None = Field(None, description="Regression targets; or give `labels`.")
+    labels: Annotated[list[Label], Field(min_length=1)] | None = Field(
+        None,
+        description="One class per row instead of `targets`: the dataset is then for "
+        "classification, its classes the distinct labels, sorted.",
+    )
     # So a route reads `body.generator` of either kind of body.
     generator: ClassVar[None] = None
+
+    @field_validator("labels")
+    @classmethod
+    def _not_with_targets(cls, labels: list[Any] | None, info: ValidationInfo) -> Any:
+        if labels is not None and info.data.get("targets") is not None:
+            raise ValueError("give either targets or labels, not both")
+        return labels
+
+    @model_validator(mode="after")
+    def _targets_or_labels(self) -> "DatasetFromRows":
+        if self.targets is None and self.labels is None:
+            raise ValueError("give targets (regression) or labels (classification)")
+        return self
 
 
 class DatasetFromGenerator(Input):
@@ -65,9 +107,12 @@ class DatasetFromGenerator(Input):
     )
 
     name: DatasetName
-    generator: GeneratorSpec
+    generator: GeneratorSpec = Field(
+        description="`sine` makes regression targets; the other kinds labels 0 to n_classes - 1."
+    )
     inputs: ClassVar[None] = None
     targets: ClassVar[None] = None
+    labels: ClassVar[None] = None
 
 
 def _source(body: Any) -> str:
@@ -80,9 +125,9 @@ def _one_source(body: Any) -> Any:
     if isinstance(body, DatasetFromRows | DatasetFromGenerator):
         return body
     if isinstance(body, dict):
-        rows = "inputs" in body or "targets" in body
+        rows = "inputs" in body or "targets" in body or "labels" in body
         if rows == ("generator" in body):
-            raise ValueError("give either inputs and targets, or a generator")
+            raise ValueError("give either inputs with targets or labels, or a generator")
         if not rows:
             return DatasetFromGenerator.model_validate(body)
     return DatasetFromRows.model_validate(body)
@@ -95,22 +140,31 @@ DatasetCreate = Annotated[
     BeforeValidator(_one_source),
     Field(
         title="DatasetCreate",
-        description="Either `inputs` and `targets`, or a `generator`. The size limits "
+        description="Either `inputs` with `targets` or `labels`, or a `generator`. The size limits "
         "(BACKPROP_MAX_DATASET_ROWS, BACKPROP_MAX_FEATURES) are the server's settings.",
     ),
 ]
 
 
 class DatasetRead(Output):
+    """A stored dataset. Inputs are stored as float32 where that holds every value exactly
+    (integers, values read from float32 data) and as float64 otherwise, so they read back
+    as given. `n_targets` is the output width the data trains by default: the targets'
+    width, or for labelled data the number of classes (1 for two classes, one 0/1 unit)."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b",
-                    "name": "xor",
+                    "name": "pets",
                     "n_samples": 4,
                     "n_features": 2,
                     "n_targets": 1,
+                    "task": "classification",
+                    "classes": ["cat", "dog"],
+                    "class_counts": [2, 2],
+                    "feature_names": ["weight_kg", "height_cm"],
                     "source": {"kind": "rows"},
                     "created_at": "2026-11-28T10:00:00Z",
                 }
@@ -123,17 +177,36 @@ class DatasetRead(Output):
     n_samples: int
     n_features: int
     n_targets: int
+    task: Task = Field(description="`classification` for labelled data, else `regression`.")
+    classes: list[bool | int | str] | None = Field(
+        description="The distinct labels, sorted, of the type they were given in; null for "
+        "regression."
+    )
+    class_counts: list[int] | None = Field(
+        description="Rows per class, in the order of `classes`; null for regression."
+    )
+    feature_names: list[str] | None = Field(
+        description="The inputs' column names (from a CSV header); null when none were given."
+    )
     source: dict[str, Any]
     created_at: datetime
 
 
 class SampleRead(Output):
-    """One row of a dataset: its position, its inputs and its targets."""
+    """One row of a dataset: its position and inputs, then for regression data its
+    `targets` (and `label` null), for labelled data its `label` as given (and `targets`
+    null)."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"index": 0, "inputs": [1, 1], "targets": [1]}]}
+        json_schema_extra={
+            "examples": [
+                {"index": 0, "inputs": [1, 1], "targets": [1], "label": None},
+                {"index": 0, "inputs": [4.1, 30], "targets": None, "label": "cat"},
+            ]
+        }
     )
 
     index: int
     inputs: list[float]
-    targets: list[float]
+    targets: list[float] | None
+    label: bool | int | str | None

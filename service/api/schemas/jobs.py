@@ -8,9 +8,11 @@ from pydantic import ConfigDict, Field, computed_field
 from service.api.schemas.common import MAX_STORED_INT, Id, Input, Integer, Name, Output
 from service.api.schemas.specs import (
     EXAMPLE_NETWORK,
+    EXAMPLE_PREPROCESSING,
     EXAMPLE_TRAINING,
     LayerParametersRead,
     NetworkSpecIn,
+    PreprocessingSpecIn,
     TrainingSpecIn,
 )
 from service.db.models import JobStatus
@@ -18,7 +20,10 @@ from service.db.models import JobStatus
 
 class JobCreate(Input):
     """Rules between fields and with the data, checked beyond this schema: the loss must fit
-    the output activation, the network the dataset's widths and the loss its targets; the
+    the output activation, the network the dataset's widths and the loss its targets; on a
+    labelled dataset the output width must be the number of classes (or 1 for two), targets
+    are not scaled, and a validation split needs two rows of every class. Left out on a
+    labelled dataset, `network.output_activation` and `training.loss` follow the task. The
     size limits (BACKPROP_MAX_EPOCHS, BACKPROP_MAX_PARAMETERS, ...) are the server's
     settings."""
 
@@ -30,6 +35,7 @@ class JobCreate(Input):
                     "model_name": "xor-net",
                     "network": EXAMPLE_NETWORK,
                     "training": EXAMPLE_TRAINING,
+                    "preprocessing": EXAMPLE_PREPROCESSING,
                     "checkpoint_every": 50,
                 }
             ]
@@ -42,6 +48,10 @@ class JobCreate(Input):
     )
     network: NetworkSpecIn
     training: TrainingSpecIn = Field(default_factory=TrainingSpecIn)
+    preprocessing: PreprocessingSpecIn = Field(
+        default_factory=PreprocessingSpecIn,
+        description="Scaling fitted on the training part and stored with the model.",
+    )
     checkpoint_every: Integer = Field(
         10, ge=1, le=MAX_STORED_INT, description="Keep a weight snapshot every N epochs."
     )
@@ -69,6 +79,7 @@ class JobRead(Output):
                     "spec": {
                         "network": {"layers": [2, 8, 1], "hidden_activation": "tanh"},
                         "training": {"epochs": 500},
+                        "preprocessing": {"inputs": "standardize", "targets": "none"},
                     },
                     "created_at": "2026-11-28T10:00:00Z",
                     "started_at": "2026-11-28T10:00:00Z",
@@ -84,14 +95,20 @@ class JobRead(Output):
     status: JobStatus
     epoch: int = Field(description="Epochs finished so far.")
     epochs_total: int
-    loss: float | None
-    val_loss: float | None
+    loss: float | None = Field(
+        description="Training loss of the last epoch, on the scaled problem (see history)."
+    )
+    val_loss: float | None = Field(description="Validation loss, on the scaled problem.")
     error: str | None
     stop_reason: str | None
     attempts: int
     model_version: int | None
     checkpoint_every: int
-    spec: dict[str, Any] = Field(description="The network and training spec, defaults filled in.")
+    spec: dict[str, Any] = Field(
+        description="The network, training and preprocessing spec, defaults filled in (those "
+        "that follow the dataset's task too). Jobs stored before preprocessing existed show "
+        "`preprocessing` none: they trained on the data as given."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -103,16 +120,29 @@ class JobRead(Output):
 
 
 class HistoryPoint(Output):
+    """One epoch's metrics. `loss`, `val_loss` and `rmse` are on the problem as trained,
+    after preprocessing (with `preprocessing.targets: standardize`, in standard deviations
+    of the targets); `mae`, `r2`, `val_mae` and `val_r2` are in the targets' raw units. For
+    classification, `val_precision`, `val_recall` and `val_f1` are macro averages over the
+    classes on the validation part. A metric that does not apply is null."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "epoch": 1,
                     "loss": 0.2512,
-                    "val_loss": None,
+                    "val_loss": 0.2733,
                     "rmse": 0.7088,
-                    "accuracy": None,
-                    "val_accuracy": None,
+                    "accuracy": 0.85,
+                    "val_accuracy": 0.8,
+                    "val_precision": 0.81,
+                    "val_recall": 0.8,
+                    "val_f1": 0.8,
+                    "mae": None,
+                    "r2": None,
+                    "val_mae": None,
+                    "val_r2": None,
                     "learning_rate": 0.05,
                 }
             ]
@@ -125,6 +155,13 @@ class HistoryPoint(Output):
     rmse: float | None
     accuracy: float | None
     val_accuracy: float | None
+    val_precision: float | None
+    val_recall: float | None
+    val_f1: float | None
+    mae: float | None
+    r2: float | None
+    val_mae: float | None
+    val_r2: float | None
     learning_rate: float | None
 
 

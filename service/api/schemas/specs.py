@@ -12,6 +12,7 @@ from service.api.schemas.common import (
     HiddenActivation,
     Initializer,
     Input,
+    InputScaling,
     Integer,
     Loss,
     OptimizerName,
@@ -19,9 +20,17 @@ from service.api.schemas.common import (
     OutputActivation,
     Row,
     ScheduleName,
+    TargetScaling,
     UpdateRule,
 )
-from service.core.spec import Bounds, NetworkSpec, TrainingSpec, bounds_of, spec_fields
+from service.core.spec import (
+    Bounds,
+    NetworkSpec,
+    PreprocessingSpec,
+    TrainingSpec,
+    bounds_of,
+    spec_fields,
+)
 
 # The 2-8-1 tanh network that learns XOR: the example wherever a spec appears.
 EXAMPLE_NETWORK: JsonDict = {
@@ -79,9 +88,17 @@ class NetworkSpecIn(Input):
         examples=[[2, 8, 1]],
     )
     hidden_activation: HiddenActivation = core_field(NetworkSpec, "hidden_activation")
-    output_activation: OutputActivation = core_field(NetworkSpec, "output_activation")
+    output_activation: OutputActivation = core_field(
+        NetworkSpec,
+        "output_activation",
+        description="Left out on a labelled dataset: `softmax`, or `sigmoid` when the output "
+        "is one unit wide (two classes). The default shown is regression's.",
+    )
     init: Initializer = core_field(
-        NetworkSpec, "init", description="`normal` is the notebook's standard normal."
+        NetworkSpec,
+        "init",
+        description="`auto` is He uniform for relu and leaky_relu layers and Glorot (Xavier) "
+        "uniform for the others, biases zero; `normal` is the notebook's standard normal.",
     )
 
 
@@ -92,7 +109,12 @@ def _training(name: str, **extra: Any) -> Any:
 class TrainingSpecIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_TRAINING]})
 
-    loss: Loss = _training("loss")
+    loss: Loss = _training(
+        "loss",
+        description="Left out: the one that pairs with the output activation "
+        "(`categorical_crossentropy` for softmax, `binary_crossentropy` for sigmoid); the "
+        "default shown is regression's.",
+    )
     optimizer: OptimizerName = _training("optimizer")
     learning_rate: float = _training("learning_rate")
     momentum: float = _training("momentum")
@@ -118,6 +140,29 @@ class TrainingSpecIn(Input):
     early_stopping_patience: Patience | None = _training("early_stopping_patience")
     early_stopping_min_delta: float = _training("early_stopping_min_delta")
     dtype: DType = _training("dtype")
+
+
+EXAMPLE_PREPROCESSING: JsonDict = {"inputs": "standardize", "targets": "none"}
+
+
+class PreprocessingSpecIn(Input):
+    """How the data is scaled for training. The statistics are fitted on the training part
+    (after the validation split) and stored with the model, so predictions take raw rows
+    and answer in raw units."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_PREPROCESSING]})
+
+    inputs: InputScaling = core_field(
+        PreprocessingSpec,
+        "inputs",
+        description="`standardize`: zero mean, unit variance per column; `minmax`: each "
+        "column onto [0, 1]; constant columns are left unscaled.",
+    )
+    targets: TargetScaling = core_field(
+        PreprocessingSpec,
+        "targets",
+        description="`standardize` is for regression targets only; outputs are scaled back.",
+    )
 
 
 class LayerParameters(Input):
