@@ -30,6 +30,10 @@ INTEGER = re.compile(r"[+-]?\d+")
 BOOLEANS = {"true": True, "false": False}
 
 
+class TooManyRows(SpecError):
+    """The file has more data rows than the caller's `max_rows`."""
+
+
 @dataclass
 class Table:
     """A file's rows: `inputs` float64 `(n, f)`, and `targets` float64 `(n, t)` or
@@ -236,7 +240,7 @@ def _parse(
         for batch in reader:
             end = n_rows + batch.num_rows
             if max_rows is not None and end > max_rows:
-                raise SpecError(field, f"has more than {max_rows} rows, the limit")
+                raise TooManyRows(field, f"has more than {max_rows} rows, the limit")
             block = _matrix(batch.select(features))
             _check_finite(block, n_rows, feature_indices, layout, field)
             inputs[n_rows:end] = block
