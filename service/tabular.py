@@ -21,9 +21,14 @@ import pyarrow.csv as pa_csv
 from service.core.errors import SpecError
 from service.core.labels import ClassName, Labels
 
+# Arrow's own allocator (mimalloc) keeps over 100 MB of a large file's blocks after they
+# are freed, even after release_unused(); the C library's returns them, so the process
+# shrinks back once a file is parsed. Only this module uses Arrow.
+pa.set_memory_pool(pa.system_memory_pool())
+
 # Text read per parsed block: big enough that per-block work is noise, small enough that
 # the blocks in flight stay a small part of the result.
-BLOCK_BYTES = 8 * 1024 * 1024
+BLOCK_BYTES = 4 * 1024 * 1024
 # How much of the file the byte counting reads at a time.
 COUNT_CHUNK_BYTES = 16 * 1024 * 1024
 INTEGER = re.compile(r"[+-]?\d+")
@@ -83,14 +88,17 @@ def read_csv(
     `label_column` (a header name, or a 0-based index; a name needs a header, and digits
     that name no header column are an index) holds class labels: integers, booleans
     (true/false) or any other text; every other column is a numeric feature. Otherwise
-    the last `n_targets` (default 1) columns are numeric targets. Blank lines are
-    skipped; ragged rows, non-numeric or NaN/infinite features and missing labels are
-    refused with a SpecError naming `field` and the row (1-based, data rows only).
+    the last `n_targets` (default 1; 0 for inputs alone) columns are numeric targets.
+    Blank lines are skipped; ragged rows, non-numeric or NaN/infinite features and
+    missing labels are refused with a SpecError naming `field` and the row (1-based,
+    data rows only).
     More than `max_rows` data rows are refused before they are all parsed. A file object
     must be binary and seekable (an upload's spooled file is).
     """
     if label_column is not None and n_targets is not None:
         raise SpecError("label_column", "give either label_column or targets, not both")
+    if n_targets is not None and n_targets < 0:
+        raise SpecError("targets", "must be 0 or more")
     if isinstance(source, Path):
         with source.open("rb") as file:
             return _read(file, label_column, n_targets, field, max_rows)
@@ -133,7 +141,7 @@ def _layout(
     if label_column is None:
         is_header = not _all_numbers(cells)
         n_targets = 1 if n_targets is None else n_targets
-        if not 1 <= n_targets < width:
+        if not 0 <= n_targets < width:
             raise SpecError("targets", f"must leave at least one input column of {width}")
     else:
         label_index = _label_index(label_column, cells)
@@ -234,6 +242,8 @@ def _parse(
     feature_indices = layout.feature_indices
     inputs = np.empty((capacity, len(features)))
     target_values = np.empty((capacity, len(targets))) if layout.label_index is None else None
+    if not targets:  # inputs only, as for a prediction
+        target_values = None
     label_cells: list[str] = []
     n_rows = 0
     with reader:  # closed (its read-ahead stopped) before the file is read again
@@ -248,7 +258,7 @@ def _parse(
                 block = _matrix(batch.select(targets))
                 _check_finite(block, n_rows, layout.target_indices, layout, field)
                 target_values[n_rows:end] = block
-            else:
+            elif layout.label_index is not None:
                 label_cells.extend(batch.column(targets[0]).to_pylist())
             n_rows = end
     if n_rows == 0:
