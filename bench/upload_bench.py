@@ -9,9 +9,15 @@ Generates (never downloads) a CSV shaped like MNIST's training set: a header row
 Starts the real service (`backprop serve`, one worker) with the upload limit raised,
 trains a tiny model, and measures 1-row predict latency alone; then uploads the file
 while a second client keeps sending 1-row predicts, sampling the API process's RSS.
+Predicts go one after another on one connection (closed loop, as wrk measures), or at
+a fixed `--rate`, each timed from when it was due (open loop).
 Prints upload time and MB/s, the API's peak RSS during the upload and RSS after it, and
 predict p99 before vs during, against the targets:
 >= 40 MB/s, peak RSS growth <= 2x the float64 array, RSS after < 300 MB, p99 <= 50 ms.
+
+`--readers` instead times CSV readers alone on the same file, each in a fresh process
+with a thread that wakes every millisecond (its longest waits show how long the reader
+holds the GIL): service.tabular (Arrow), pandas' C engine (if installed), numpy.loadtxt.
 
 `--code DIR` runs the service from another checkout (for the baseline, `main`), with this
 interpreter; a checkout without `label_column` gets the file with `targets` instead (the
@@ -19,6 +25,7 @@ same parse work: one column split off). Every process started is stopped at the 
 """
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -151,25 +158,36 @@ def train_tiny_model(client: httpx2.Client) -> str:
 
 
 class Predictor(threading.Thread):
-    """Sends 1-row predicts one after another and keeps each one's latency."""
+    """Sends 1-row predicts and keeps each one's latency. With `rate` 0 (the default),
+    one after another as fast as answered, as wrk does (closed loop: a stalled server is
+    sent fewer requests, so a stall counts as one slow sample); with a `rate`, at that
+    fixed rate, each timed from when it was due, so a stall or a server slower than the
+    rate counts as all the late answers it causes (open loop)."""
 
-    def __init__(self, base_url: str, model: str) -> None:
+    def __init__(self, base_url: str, model: str, rate: float) -> None:
         super().__init__(daemon=True)
         self.client = httpx2.Client(base_url=base_url, timeout=30)
         self.path = f"/v1/models/{model}/predict"
+        self.interval = 1 / rate if rate else 0.0
         self.latencies: list[float] = []
         self.recording = threading.Event()
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        due = time.perf_counter()
         while not self.stopping.is_set():
-            start = time.perf_counter()
+            if self.interval:
+                due += self.interval
+                if (ahead := due - time.perf_counter()) > 0:
+                    time.sleep(ahead)
+            else:
+                due = time.perf_counter()
             self.client.post(self.path, json={"inputs": [[1, 0]]}).raise_for_status()
             if self.recording.is_set():
-                self.latencies.append(time.perf_counter() - start)
+                self.latencies.append(time.perf_counter() - due)
 
     def record(self, seconds: float | None = None) -> list[float]:
-        """Latencies while recording: for `seconds`, or from now until `take` is called."""
+        """Latencies while recording: for `seconds`, or until `recording` is cleared."""
         self.latencies = []
         self.recording.set()
         if seconds is not None:
@@ -206,6 +224,76 @@ def upload(base_url: str, path: Path, by_label: bool) -> tuple[float, dict[str, 
     return seconds, response.json()
 
 
+# Each reader, run as `python -c SNIPPET PATH`, leaves the float64 inputs in `inputs`.
+READERS = {
+    "service.tabular (pyarrow, 4 MB blocks)": """
+from pathlib import Path
+from service.tabular import read_csv
+inputs = read_csv(Path(path), label_column="label").inputs
+""",
+    "pandas C engine, 5,000-row chunks": """
+import numpy as np, pandas as pd
+chunks = pd.read_csv(path, engine="c", dtype=np.float64, chunksize=5000)
+inputs = np.concatenate([chunk.to_numpy()[:, 1:] for chunk in chunks])
+""",
+    "numpy.loadtxt (C parser)": """
+import numpy as np
+inputs = np.loadtxt(path, delimiter=",", skiprows=1)[:, 1:]
+""",
+}
+READER_HARNESS = """
+import json, sys, threading, time
+import numpy as np
+def rss(field):
+    status = open("/proc/self/status").read()
+    return int(status.split(field + ":")[1].split()[0]) / 1000
+path, waits, stop = sys.argv[1], [], threading.Event()
+def tick():
+    last = time.perf_counter()
+    while not stop.is_set():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        waits.append(now - last)
+        last = now
+base = rss("VmRSS")
+thread = threading.Thread(target=tick)
+thread.start()
+start = time.perf_counter()
+exec(sys.argv[2])
+seconds = time.perf_counter() - start
+stop.set()
+thread.join()
+waits_ms = np.array(waits) * 1000
+print(json.dumps({"seconds": seconds, "growth_mb": rss("VmHWM") - base,
+                  "shape": list(inputs.shape), "tick_p99_ms": float(np.percentile(waits_ms, 99)),
+                  "tick_max_ms": float(waits_ms.max())}))
+"""
+
+
+def compare_readers(path: Path, rows: int) -> None:
+    size = path.stat().st_size / MB
+    array_mb = rows * N_PIXELS * 8 / MB
+    print(f"file: {size:.1f} MB; float64 inputs {array_mb:.0f} MB")
+    print("| reader | time | MB/s | peak RSS growth | GIL: 1 ms ticker p99 / max |")
+    print("|---|---|---|---|---|")
+    for name, snippet in READERS.items():
+        done = subprocess.run(
+            [sys.executable, "-c", READER_HARNESS, str(path), snippet],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            print(f"| {name} | not run: {done.stderr.strip().splitlines()[-1]} | | | |")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"| {name} | {result['seconds']:.2f} s | {size / result['seconds']:.0f} | "
+            f"{result['growth_mb']:.0f} MB ({result['growth_mb'] / array_mb:.2f}x) | "
+            f"{result['tick_p99_ms']:.1f} / {result['tick_max_ms']:.0f} ms |"
+        )
+
+
 def supports_label_column(code: Path) -> bool:
     return "label_column" in (code / "service" / "api" / "routes" / "datasets.py").read_text()
 
@@ -218,6 +306,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout to serve from")
+    parser.add_argument("--readers", action="store_true", help="compare CSV readers alone")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="1-row predicts per second (0: closed loop)"
+    )
     args = parser.parse_args()
     code = args.code.resolve()
     by_label = supports_label_column(code)
@@ -225,11 +317,14 @@ def main() -> None:
         workdir = Path(tmp)
         csv_path = workdir / "mnist.csv"
         write_mnist_like(csv_path, args.rows)
+        if args.readers:
+            compare_readers(csv_path, args.rows)
+            return
         size = csv_path.stat().st_size
         array_mb = args.rows * N_PIXELS * 8 / MB
         with service(code, workdir, 2 * size) as (pid, base_url):
             model = train_tiny_model(httpx2.Client(base_url=base_url, timeout=30))
-            predictor = Predictor(base_url, model)
+            predictor = Predictor(base_url, model, args.rate)
             predictor.start()
             time.sleep(1)  # warm: the model loaded and cached
             before = list(predictor.record(seconds=5))

@@ -8,6 +8,7 @@ block or two (bench/README.md, "CSV upload", says why this reader and what it co
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from service.core.labels import ClassName, Labels
 # are freed, even after release_unused(); the C library's returns them, so the process
 # shrinks back once a file is parsed. Only this module uses Arrow.
 pa.set_memory_pool(pa.system_memory_pool())
+# Parse on all cores but one: the API process serves other requests meanwhile, and
+# its event loop needs a core to do so.
+pa.set_cpu_count(max(1, (os.cpu_count() or 1) - 1))
 
 # Text read per parsed block: big enough that per-block work is noise, small enough that
 # the blocks in flight stay a small part of the result.
