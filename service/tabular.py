@@ -119,7 +119,7 @@ def _read(
     start = file.tell()
     layout = _layout(file, label_column, n_targets, field)
     file.seek(start)
-    capacity = _count_lines(file) - layout.lines_before_data + 1
+    capacity = _row_capacity(file, layout)
     if max_rows is not None:
         capacity = min(capacity, max_rows + 1)
     file.seek(start)
@@ -208,15 +208,19 @@ def _label_index(label_column: str | int, first_row: list[str]) -> int:
     return label_column
 
 
-def _count_lines(file: BinaryIO) -> int:
-    """Line ends in the rest of the file, plus one: at least its number of rows, so the
-    arrays can be allocated once. Counted on bytes, which is quick."""
-    newlines = returns = 0
+def _row_capacity(file: BinaryIO, layout: _Layout) -> int:
+    """At least the number of data rows, so the arrays can be allocated once: the line
+    ends in the file, counted on bytes (quick). Bounded by the bytes too, as every data
+    row has `width - 1` commas and a line end: a wide first row over many blank lines
+    must not make the arrays huge."""
+    newlines = returns = size = 0
     while chunk := file.read(COUNT_CHUNK_BYTES):
         newlines += chunk.count(b"\n")
         returns += chunk.count(b"\r")
+        size += len(chunk)
     # "\r\n" ends a line once; "\r" alone (old Mac files) ends one too.
-    return max(newlines, returns) + 1
+    lines = max(newlines, returns) + 1 - layout.lines_before_data
+    return max(1, min(lines, size // layout.width + 1))
 
 
 def _parse(

@@ -203,3 +203,10 @@ def test_rows_above_the_limit_are_refused() -> None:
 
 def test_the_field_named_in_errors_is_the_callers() -> None:
     assert refused("a,y\n1,x\n", field="data.csv").field == "data.csv"
+
+
+def test_a_wide_first_row_over_many_blank_lines_allocates_by_the_bytes() -> None:
+    # 100,000 columns and 200,000 blank lines: rows x columns would be 160 GB of float64.
+    data = ",".join(["1"] * 100_000) + "\n" + "\n" * 200_000
+    table = read(data, n_targets=1)
+    assert table.inputs.shape == (1, 99_999)
