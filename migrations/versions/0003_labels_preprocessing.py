@@ -1,10 +1,10 @@
 """Labelled datasets, preprocessing in job specs, and the new per-epoch metrics.
 
-Datasets gain `classes`, `class_counts` and `feature_names`; history gains classification (validation
-precision, recall, F1) and regression (MAE, R^2) metrics. Every job stored so far trained
-on its data as given and, when its network named no `init`, from N(0, 1): its spec gets
-`"preprocessing": {"inputs": "none", "targets": "none"}` (and `"init": "normal"` where
-missing) written in, so that it resumes as it ran now that the defaults differ.
+Datasets gain `classes`, `class_counts` and `feature_names`; history gains classification
+(validation precision, recall, F1) and regression (MAE, R^2) metrics. Every job stored so
+far trained on its data as given and, when its network named no `init`, from N(0, 1): its
+spec gets `"preprocessing": {"inputs": "none", "targets": "none"}` (and `"init": "normal"`
+where missing) written in, so that it resumes as it ran now that the defaults differ.
 
 Revision ID: 0003_labels_preprocessing
 Revises: 0002_workers
@@ -72,9 +72,9 @@ def downgrade() -> None:
         if classes is None:  # regression data, stored as it always was
             continue
         # One dataset's targets in memory at a time.
-        targets = connection.scalar(
+        targets: bytes = connection.execute(
             sa.select(datasets.c.targets).where(datasets.c.id == dataset_id)
-        )
+        ).scalar_one()
         encoded = _encoded(np.load(io.BytesIO(targets), allow_pickle=False), len(classes))
         connection.execute(
             datasets.update().where(datasets.c.id == dataset_id).values(targets=_npy(encoded))

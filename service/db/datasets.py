@@ -109,9 +109,10 @@ def samples_page(
     page_inputs = inputs[start:stop].tolist()
     if isinstance(targets, Labels):
         labels = [targets.classes[i] for i in targets.indices[start:stop]]
+        rows_labelled = zip(page_inputs, labels, strict=True)
         samples: list[Sample] = [
             {"index": index, "inputs": row_inputs, "targets": None, "label": label}
-            for index, (row_inputs, label) in enumerate(zip(page_inputs, labels, strict=True), start)
+            for index, (row_inputs, label) in enumerate(rows_labelled, start)
         ]
     else:
         rows = zip(page_inputs, targets[start:stop].tolist(), strict=True)

@@ -11,8 +11,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord
-from service.db.clock import database_now
 from service.core.labels import Labels
+from service.db.clock import database_now
 from service.db.datasets import dataset_data
 from service.db.jobs import upsert_history
 from service.db.models import DatasetRow, HistoryRow, JobRow, SnapshotRow

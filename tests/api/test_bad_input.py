@@ -78,13 +78,15 @@ def test_rows_and_generator_together_are_rejected(client: TestClient) -> None:
 
     problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body"])
 
-    assert "either inputs and targets, or a generator" in problem["detail"]
+    assert "either inputs with targets or labels, or a generator" in problem["detail"]
 
 
 def test_inputs_without_targets_name_the_missing_targets(client: TestClient) -> None:
     body = {"name": "half", "inputs": XOR_ROWS["inputs"]}
 
-    assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422, ["body", "targets"])
+
+    assert "or labels" in problem["detail"]
 
 
 def test_a_null_source_is_refused_as_the_schema_says(client: TestClient) -> None:
@@ -114,17 +116,43 @@ def test_too_many_rows_name_the_limit(client: TestClient, settings: Any) -> None
 def test_layers_that_do_not_match_the_dataset_are_rejected(
     client: TestClient, settings: Any, dataset_id: str
 ) -> None:
+    targets_id = client.post("/v1/datasets", json=XOR_ROWS).json()["id"]
     before = row_counts(settings.database_url)
 
     wrong_input = client.post(
         "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [3, 4, 1]}}
     )
     wrong_output = client.post(
-        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, 2]}}
+        "/v1/jobs", json={**job_body(targets_id), "network": {"layers": [2, 4, 2]}}
     )
 
     assert_problem(wrong_input, 422, ["body", "network", "layers", 0])
     assert_problem(wrong_output, 422, ["body", "network", "layers", 2])
+    assert row_counts(settings.database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("labels", "width", "words"),
+    [
+        # Two classes: one 0/1 unit or two softmax units fit, three do not.
+        (["a", "b", "a", "b"], 3, "2 classes"),
+        # Three classes need three units; one would get softmax, which needs two.
+        (["a", "b", "c", "a"], 1, "3 classes"),
+    ],
+)
+def test_an_output_width_that_does_not_fit_the_classes_names_their_number(
+    client: TestClient, settings: Any, labels: list[str], width: int, words: str
+) -> None:
+    body = {"name": "abc", "inputs": XOR_ROWS["inputs"], "labels": labels}
+    dataset_id = client.post("/v1/datasets", json=body).json()["id"]
+    before = row_counts(settings.database_url)
+
+    response = client.post(
+        "/v1/jobs", json={**job_body(dataset_id), "network": {"layers": [2, 4, width]}}
+    )
+
+    problem = assert_problem(response, 422, ["body", "network", "layers", 2])
+    assert words in problem["detail"]
     assert row_counts(settings.database_url) == before
 
 
@@ -391,3 +419,100 @@ def test_a_method_the_path_does_not_take_is_405_allowing_all_it_takes(
 
     assert_problem(response, 405)
     assert response.headers["allow"] == "GET, POST"
+
+
+PETS = {
+    "name": "pets",
+    "inputs": [[4.1, 30], [25.0, 60], [3.8, 28], [30.2, 65], [5.0, 31], [27.5, 62]],
+    "labels": ["cat", "dog", "cat", "dog", "cat", "dog"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "words"),
+    [
+        ({"targets": [[0], [1], [0], [1], [0], [1]]}, ["body", "labels"], "not both"),
+        ({"labels": ["cat", "dog", 3, "dog", "cat", "dog"]}, ["body", "labels"], "mixed types"),
+        ({"labels": [True, 1, True, 0, False, 1]}, ["body", "labels"], "mixed types"),
+        ({"labels": ["cat", "dog"]}, ["body", "labels"], "2 labels"),
+        ({"labels": None}, ["body", "labels"], "not null"),
+    ],
+    ids=["with-targets", "strings-and-integers", "booleans-and-integers", "too-few", "null"],
+)
+def test_bad_labels_are_a_422_naming_labels_and_write_nothing(
+    client: TestClient, settings: Any, change: dict[str, Any], loc: list[Any], words: str
+) -> None:
+    before = row_counts(settings.database_url)
+
+    problem = assert_problem(client.post("/v1/datasets", json={**PETS, **change}), 422, loc)
+
+    assert words in problem["detail"]
+    assert row_counts(settings.database_url) == before
+
+
+def test_a_label_that_is_a_fraction_names_its_row(client: TestClient, settings: Any) -> None:
+    before = row_counts(settings.database_url)
+    body = {**PETS, "labels": [0, 1, 0, 1.5, 0, 1]}
+
+    problem = assert_problem(client.post("/v1/datasets", json=body), 422)
+
+    # pydantic adds which of the label types it tried last.
+    assert problem["errors"][0]["loc"][:3] == ["body", "labels", 3]
+    assert row_counts(settings.database_url) == before
+
+
+@pytest.fixture
+def pets_id(client: TestClient) -> str:
+    response = client.post("/v1/datasets", json=PETS)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("preprocessing", "loc"),
+    [
+        ({"inputs": "robust"}, ["body", "preprocessing", "inputs"]),
+        ({"targets": "minmax"}, ["body", "preprocessing", "targets"]),
+        ({"outputs": "none"}, ["body", "preprocessing", "outputs"]),
+    ],
+)
+def test_preprocessing_outside_its_choices_is_a_schema_422(
+    client: TestClient, settings: Any, pets_id: str, preprocessing: dict[str, Any], loc: list[Any]
+) -> None:
+    before = row_counts(settings.database_url)
+    body = {**job_body(pets_id), "preprocessing": preprocessing}
+
+    assert_problem(client.post("/v1/jobs", json=body), 422, loc)
+    assert row_counts(settings.database_url) == before
+
+
+def test_standardized_targets_on_labelled_data_name_preprocessing_targets(
+    client: TestClient, settings: Any, pets_id: str
+) -> None:
+    before = row_counts(settings.database_url)
+    body = {**job_body(pets_id), "preprocessing": {"targets": "standardize"}}
+
+    problem = assert_problem(
+        client.post("/v1/jobs", json=body), 422, ["body", "preprocessing", "targets"]
+    )
+
+    assert "class labels" in problem["detail"]
+    assert row_counts(settings.database_url) == before
+
+
+def test_a_class_of_one_sample_with_a_validation_split_names_the_split(
+    client: TestClient, settings: Any
+) -> None:
+    # Stratified, the split would need one "bird" to train on and one to validate.
+    body = {**PETS, "labels": ["cat", "dog", "cat", "dog", "bird", "dog"]}
+    dataset_id = client.post("/v1/datasets", json=body).json()["id"]
+    before = row_counts(settings.database_url)
+    job = job_body(dataset_id)
+    job["network"]["layers"] = [2, 4, 3]
+
+    split = client.post("/v1/jobs", json={**job, "training": {"validation_split": 0.5}})
+
+    problem = assert_problem(split, 422, ["body", "training", "validation_split"])
+    assert "'bird'" in problem["detail"]
+    assert row_counts(settings.database_url) == before
+    assert client.post("/v1/jobs", json=job).status_code == 202

@@ -93,7 +93,9 @@ def test_a_dataset_is_made_from_rows_or_from_a_generator() -> None:
         {"$ref": "#/components/schemas/DatasetFromRows"},
         {"$ref": "#/components/schemas/DatasetFromGenerator"},
     ]
-    assert set(component(schema, "DatasetFromRows")["required"]) == {"name", "inputs", "targets"}
+    rows = component(schema, "DatasetFromRows")
+    assert set(rows["required"]) == {"name", "inputs"}
+    assert rows["oneOf"] == [{"required": ["targets"]}, {"required": ["labels"]}]
     assert set(component(schema, "DatasetFromGenerator")["required"]) == {"name", "generator"}
 
 

@@ -89,10 +89,10 @@ def test_csv_upload_creates_a_dataset_whose_last_columns_are_targets(client: Tes
     assert (dataset["n_samples"], dataset["n_features"], dataset["n_targets"]) == (4, 2, 1)
     rows = client.get(f"/v1/datasets/{dataset['id']}/rows").json()
     assert rows["items"] == [
-        {"index": 0, "inputs": [1, 1], "targets": [1]},
-        {"index": 1, "inputs": [-1, 1], "targets": [0]},
-        {"index": 2, "inputs": [1, -1], "targets": [0]},
-        {"index": 3, "inputs": [-1, -1], "targets": [1]},
+        {"index": 0, "inputs": [1, 1], "targets": [1], "label": None},
+        {"index": 1, "inputs": [-1, 1], "targets": [0], "label": None},
+        {"index": 2, "inputs": [1, -1], "targets": [0], "label": None},
+        {"index": 3, "inputs": [-1, -1], "targets": [1], "label": None},
     ]
 
 
@@ -208,6 +208,76 @@ def test_history_pages_and_downsamples(client: TestClient, session: Session) -> 
     assert rest["next_cursor"] is None
     assert [p["epoch"] for p in sampled] == [1, 9, 17, 25, 30]
     assert all(p["accuracy"] is not None for p in first["items"])
+    # A classifier without a validation part: no validation scores, no regression ones.
+    new_metrics = ("val_precision", "val_recall", "val_f1", "mae", "r2", "val_mae", "val_r2")
+    assert all(p[name] is None for p in first["items"] for name in new_metrics)
+
+
+@pytest.mark.parametrize(
+    ("generator", "task", "classes", "counts"),
+    [
+        ({"kind": "xor", "n_samples": 8}, "classification", [0, 1], [4, 4]),
+        ({"kind": "spiral", "n_samples": 9, "n_classes": 3}, "classification", [0, 1, 2], [3] * 3),
+        ({"kind": "sine", "n_samples": 5}, "regression", None, None),
+    ],
+)
+def test_generated_datasets_of_classes_are_labelled_and_sine_is_regression(
+    client: TestClient,
+    generator: dict[str, Any],
+    task: str,
+    classes: list[int] | None,
+    counts: list[int] | None,
+) -> None:
+    created = client.post("/v1/datasets", json={"name": "g", "generator": generator})
+
+    assert created.status_code == 201, created.text
+    dataset = created.json()
+    assert (dataset["task"], dataset["classes"], dataset["class_counts"]) == (task, classes, counts)
+    assert dataset["feature_names"] is None
+    rows = client.get(f"/v1/datasets/{dataset['id']}/rows").json()["items"]
+    if classes is None:
+        assert all(row["label"] is None and len(row["targets"]) == 1 for row in rows)
+    else:
+        assert all(row["targets"] is None and row["label"] in classes for row in rows)
+
+
+def test_a_job_stores_its_whole_spec_with_the_defaults_its_task_chose(client: TestClient) -> None:
+    labelled = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
+    regression = client.post(
+        "/v1/datasets", json={"name": "sine", "generator": {"kind": "sine", "n_samples": 20}}
+    ).json()["id"]
+
+    def submitted_spec(dataset_id: str, network: dict[str, Any]) -> dict[str, Any]:
+        response = client.post("/v1/jobs", json={"dataset_id": dataset_id, "network": network})
+        assert response.status_code == 202, response.text
+        spec: dict[str, Any] = response.json()["spec"]
+        return spec
+
+    binary = submitted_spec(labelled, {"layers": [2, 4, 1]})
+    two_units = submitted_spec(labelled, {"layers": [2, 4, 2]})
+    values = submitted_spec(regression, {"layers": [1, 4, 1]})
+    chosen = submitted_spec(labelled, {"layers": [2, 4, 1], "output_activation": "identity"})
+
+    assert RunSpec.from_dict(binary).to_dict() == binary
+    assert binary["preprocessing"] == {"inputs": "standardize", "targets": "none"}
+    assert binary["network"]["init"] == "auto"
+    assert (binary["network"]["output_activation"], binary["training"]["loss"]) == (
+        "sigmoid",
+        "binary_crossentropy",
+    )
+    assert (two_units["network"]["output_activation"], two_units["training"]["loss"]) == (
+        "softmax",
+        "categorical_crossentropy",
+    )
+    assert (values["network"]["output_activation"], values["training"]["loss"]) == (
+        "identity",
+        "mse",
+    )
+    # What the client gave is kept; only what it left out follows the task.
+    assert (chosen["network"]["output_activation"], chosen["training"]["loss"]) == (
+        "identity",
+        "mse",
+    )
 
 
 def test_a_classifier_predicts_outputs_probabilities_and_labels(

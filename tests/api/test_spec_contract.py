@@ -13,13 +13,15 @@ from pydantic import BaseModel, ValidationError
 
 from service.api.app import create_app
 from service.api.schemas import NetworkSpecIn, TrainingSpecIn
+from service.api.schemas.specs import PreprocessingSpecIn
 from service.core import RunSpec, SpecError
-from service.core.spec import Bounds, NetworkSpec, TrainingSpec, spec_fields
+from service.core.spec import Bounds, NetworkSpec, PreprocessingSpec, TrainingSpec, spec_fields
 
 # core spec, API model, key in a job's body
 SPECS: list[tuple[type, type[BaseModel], str]] = [
     (NetworkSpec, NetworkSpecIn, "network"),
     (TrainingSpec, TrainingSpecIn, "training"),
+    (PreprocessingSpec, PreprocessingSpecIn, "preprocessing"),
 ]
 FIELDS = [
     pytest.param(spec, model, part, declared, id=f"{part}.{name}")
@@ -112,7 +114,7 @@ def body_with(part: str, name: str, value: Any) -> dict[str, Any]:
     """A job's spec with one field set; for `layers`, a hidden width or the list's length."""
     if part == "network":
         return {"network": {**NETWORK, name: value}}
-    return {"network": NETWORK, "training": {name: value}}
+    return {"network": NETWORK, part: {name: value}}
 
 
 def api_accepts(spec_body: dict[str, Any]) -> bool:
@@ -140,7 +142,8 @@ def core_accepts(spec_body: dict[str, Any]) -> bool:
 
 
 def cases_of(declared: Field[Any]) -> list[tuple[Any, bool]]:
-    """(body value, valid) for a field: at and beyond every bound, and null."""
+    """(body value, valid) for a field: a value outside its choices, at and beyond every
+    bound, and null. (Each choice alone need not be valid: softmax needs two outputs.)"""
     nullable = declared.type == int | None
     integer = declared.type in (int, int | None, tuple[int, ...])
     cases: list[tuple[Any, bool]] = [(None, nullable)]
@@ -151,6 +154,9 @@ def cases_of(declared: Field[Any]) -> list[tuple[Any, bool]]:
         cases += [([2] * int(n), valid) for n, valid in edge_values(length, True)]
     else:
         cases += edge_values(bounds, integer)
+    choices = declared.metadata.get("choices")
+    if choices is not None:
+        cases.append(("not-a-choice", False))
     return cases
 
 

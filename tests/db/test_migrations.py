@@ -1,13 +1,22 @@
 """Migrations build the schema the models describe, on SQLite and PostgreSQL."""
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx2
+import numpy as np
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, MetaData, inspect, select
 
-from service.db import Base, make_engine
+from service.core import Labels, NetworkSpec, Parameters, RunSpec, predict
+from service.core.serialization import pack
+from service.db import Base, make_engine, make_session_factory
+from service.db.blobs import array_to_npy, npy_to_array
+from service.db.datasets import create_dataset
+from service.db.jobs import create_job
 from service.db.migrate import (
     alembic_config,
     current_revision,
@@ -16,6 +25,7 @@ from service.db.migrate import (
     is_at_head,
     upgrade,
 )
+from tests.helpers import running_service
 
 APP_TABLES = {
     "datasets",
@@ -137,3 +147,128 @@ def test_migrated_schema_equals_create_all_including_constraint_names(database_u
 def test_migration_scripts_have_exactly_one_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert heads == [head_revision()]
+
+
+# A job as revision 0002 stored it: no preprocessing (it trained on the data as given) and,
+# in the oldest specs, no `init` either (it drew from N(0, 1)).
+OLD_NETWORK = {"layers": [2, 3, 1], "hidden_activation": "tanh", "output_activation": "sigmoid"}
+# Ids as the service makes them: 32 hex digits.
+DATASET_ID, JOB_ID = "d" * 32, "b" * 32
+OLD_SPEC = {
+    "network": OLD_NETWORK,
+    "training": {"loss": "binary_crossentropy", "epochs": 5, "learning_rate": 0.1},
+}
+
+
+def insert_0002_rows(url: str, flat: np.ndarray) -> str:
+    """A dataset, a finished job and a registered model version, written through the
+    0002 schema as reflected from the database; returns the job's id."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            tables = MetaData()
+            tables.reflect(connection)
+            now = datetime.now(UTC)
+            connection.execute(
+                tables.tables["datasets"].insert(),
+                {
+                    "id": DATASET_ID,
+                    "name": "old",
+                    "n_samples": 4,
+                    "n_features": 2,
+                    "n_targets": 1,
+                    "inputs": array_to_npy(np.array([[1.0, 1], [-1, 1], [1, -1], [-1, -1]])),
+                    "targets": array_to_npy(np.array([[1.0], [0], [0], [1]])),
+                    "source": {"kind": "rows"},
+                    "created_at": now,
+                },
+            )
+            connection.execute(
+                tables.tables["jobs"].insert(),
+                {
+                    "id": JOB_ID,
+                    "dataset_id": DATASET_ID,
+                    "model_name": "old",
+                    "status": "succeeded",
+                    "spec": OLD_SPEC,
+                    "checkpoint_every": 5,
+                    "epoch": 5,
+                    "epochs_total": 5,
+                    "attempts": 1,
+                    "cancel_requested": False,
+                    "model_version": 1,
+                    "created_at": now,
+                },
+            )
+            connection.execute(tables.tables["models"].insert(), {"name": "old", "created_at": now})
+            connection.execute(
+                tables.tables["model_versions"].insert(),
+                {
+                    "model_name": "old",
+                    "version": 1,
+                    "job_id": JOB_ID,
+                    "epoch": 5,
+                    # The model blob as it was made before preprocessing and classes.
+                    "weights": pack("model", {"network": OLD_NETWORK}, {"flat": flat}),
+                    "created_at": now,
+                },
+            )
+    finally:
+        engine.dispose()
+    return JOB_ID
+
+
+def test_an_old_model_predicts_exactly_as_before_after_upgrade(
+    database_url: str, tmp_path: Path
+) -> None:
+    upgrade(database_url, "0002_workers")
+    network = NetworkSpec.from_dict(OLD_NETWORK)
+    flat = np.random.default_rng(7).normal(size=network.n_parameters)
+    job_id = insert_0002_rows(database_url, flat)
+    # Raw rows far from the unit scale: any scaling would change the outputs.
+    inputs = np.random.default_rng(8).normal(scale=30.0, size=(16, 2)) + 5.0
+    before = predict(network, Parameters(network.layers, flat), inputs)
+
+    # `db upgrade` (run by running_service) takes the database to head.
+    with (
+        running_service(database_url, tmp_path / "serve.log", workers=1) as server,
+        httpx2.Client(base_url=server.base_url, timeout=30) as client,
+    ):
+        predicted = client.post("/v1/models/old/predict", json={"inputs": inputs.tolist()})
+        job = client.get(f"/v1/jobs/{job_id}").json()
+
+    assert current_revision(database_url) == head_revision()
+    assert predicted.status_code == 200, predicted.text
+    assert np.array_equal(np.array(predicted.json()["outputs"]), before)
+    assert job["spec"]["preprocessing"] == {"inputs": "none", "targets": "none"}
+    assert job["spec"]["network"] == {**OLD_NETWORK, "init": "normal"}
+    assert job["spec"]["training"] == OLD_SPEC["training"]
+
+
+def test_0003_downgrade_takes_preprocessing_out_and_encodes_labels_again(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            labels = Labels.from_values(["b", "a", "c", "a"])
+            dataset = create_dataset(
+                session, "abc", np.zeros((4, 2)), None, {"kind": "rows"}, labels=labels
+            )
+            spec = RunSpec.from_dict({"network": {"layers": [2, 3]}})
+            job_id = create_job(session, dataset.id, spec, None, 10).id
+        downgrade(database_url, "0002_workers")
+        with engine.connect() as connection:
+            tables = MetaData()
+            tables.reflect(connection)
+            targets = connection.scalar(select(tables.tables["datasets"].c.targets))
+            stored = connection.scalar(select(tables.tables["jobs"].c.spec))
+    finally:
+        engine.dispose()
+
+    assert "classes" not in {c.name for c in tables.tables["datasets"].columns}
+    assert targets is not None and stored is not None
+    assert np.array_equal(npy_to_array(targets), np.eye(3)[[1, 0, 2, 0]])
+    assert "preprocessing" not in stored and stored["network"]["layers"] == [2, 3]
+    assert job_id

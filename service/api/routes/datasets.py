@@ -86,7 +86,9 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
     if body.generator is not None:
         spec = body.generator
         _check_limits(settings, spec.n_samples, 2, spec.n_classes)
-        inputs, generated = generate(spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes)
+        inputs, generated = generate(
+            spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes
+        )
         if spec.kind in REGRESSION_GENERATORS:
             targets = generated
         else:
@@ -96,7 +98,9 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
         _check_limits(settings, len(body.inputs), len(body.inputs[0]), 1)
         inputs = _matrix(body.inputs, "inputs")
         if len(body.labels) != len(inputs):
-            raise SpecError("labels", f"has {len(body.labels)} labels; inputs has {len(inputs)} rows")
+            raise SpecError(
+                "labels", f"has {len(body.labels)} labels; inputs has {len(inputs)} rows"
+            )
         labels = Labels.from_values(body.labels, "labels")
         source = {"kind": "rows"}
     else:

@@ -33,8 +33,8 @@ from service.api.schemas import (
     SnapshotSummary,
 )
 from service.config import Settings
-from service.core import Model, RunSpec, SpecError, check_data
-from service.core.labels import Labels
+from service.core import Model, NetworkSpec, RunSpec, SpecError, check_data
+from service.core.labels import Labels, check_labels_fit
 from service.core.spec import with_task_defaults
 from service.db import JobStatus
 from service.db import datasets as dataset_queries
@@ -152,7 +152,12 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         "training": _given(body.training),
         "preprocessing": _given(body.preprocessing),
     }
-    n_classes = None if labels is None else labels.n_classes
+    n_classes = None
+    if labels is not None:
+        n_classes = labels.n_classes
+        # Before the spec is built: a width the classes cannot use is the error to report,
+        # not what a default chosen for that width makes of it.
+        check_labels_fit(NetworkSpec(layers=tuple(body.network.layers)), n_classes)
     spec = RunSpec.from_dict(with_task_defaults(given, dataset.task, n_classes))
     _check_job_limits(settings, spec, dataset.n_samples)
     targets = data if labels is None else labels.targets_for(spec.network)

@@ -9,10 +9,11 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
-    field_validator,
+    ValidationError,
     model_validator,
 )
+from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.api.schemas.common import (
     TEXT_PATTERN,
@@ -45,6 +46,14 @@ class GeneratorSpec(Input):
     )
 
 
+def _not_null(schema: JsonDict) -> None:
+    """Show an optional field as its non-null type: it may be left out, not sent as null."""
+    options = schema.pop("anyOf")
+    assert isinstance(options, list)
+    schema.update(next(o for o in options if isinstance(o, dict) and o.get("type") != "null"))
+    schema.pop("default", None)
+
+
 class DatasetFromRows(Input):
     """A dataset from explicit rows: `inputs`, and either `targets` (regression: one row of
     numbers per input row) or `labels` (classification: one class per input row, all
@@ -63,33 +72,49 @@ class DatasetFromRows(Input):
                     "inputs": [[4.1, 30], [25.0, 60], [3.8, 28], [30.2, 65]],
                     "labels": ["cat", "dog", "cat", "dog"],
                 },
-            ]
+            ],
+            "oneOf": [{"required": ["targets"]}, {"required": ["labels"]}],
         }
     )
 
     name: DatasetName
     inputs: Rows
-    targets: Rows | None = Field(None, description="Regression targets; or give `labels`.")
+    targets: Rows | None = Field(
+        None,
+        description="Regression targets; or give `labels`.",
+        json_schema_extra=_not_null,
+    )
     labels: Annotated[list[Label], Field(min_length=1)] | None = Field(
         None,
         description="One class per row instead of `targets`: the dataset is then for "
         "classification, its classes the distinct labels, sorted.",
+        json_schema_extra=_not_null,
     )
     # So a route reads `body.generator` of either kind of body.
     generator: ClassVar[None] = None
 
-    @field_validator("labels")
+    @model_validator(mode="before")
     @classmethod
-    def _not_with_targets(cls, labels: list[Any] | None, info: ValidationInfo) -> Any:
-        if labels is not None and info.data.get("targets") is not None:
-            raise ValueError("give either targets or labels, not both")
-        return labels
+    def _targets_or_labels(cls, data: Any) -> Any:
+        """Exactly one of `targets` and `labels`, not null, as the JSON Schema's `oneOf`
+        says; a missing one is reported as the missing `targets`, the field a client most
+        likely forgot."""
+        if not isinstance(data, dict):
+            return data
+        given = [key for key in ("targets", "labels") if key in data]
+        if len(given) == 2:
+            raise _field_error("labels", "give either targets or labels, not both", data)
+        if not given:
+            raise _field_error("targets", "give targets (regression) or labels (classes)", data)
+        if data[given[0]] is None:
+            raise _field_error(given[0], "must be a list, not null", data)
+        return data
 
-    @model_validator(mode="after")
-    def _targets_or_labels(self) -> "DatasetFromRows":
-        if self.targets is None and self.labels is None:
-            raise ValueError("give targets (regression) or labels (classification)")
-        return self
+
+def _field_error(field: str, message: str, data: Any) -> ValidationError:
+    error = PydanticCustomError("value_error", message)
+    details = InitErrorDetails(type=error, loc=(field,), input=data)
+    return ValidationError.from_exception_data(DatasetFromRows.__name__, [details])
 
 
 class DatasetFromGenerator(Input):
