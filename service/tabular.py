@@ -39,6 +39,15 @@ INTEGER = re.compile(r"[+-]?\d+")
 BOOLEANS = {"true": True, "false": False}
 
 
+class _BadBlock(Exception):
+    """Arrow refused a block; the rows before it were read without fault."""
+
+    def __init__(self, rows_before: int, error: pa.ArrowInvalid) -> None:
+        super().__init__(str(error))
+        self.rows_before = rows_before
+        self.error = error
+
+
 class TooManyRows(SpecError):
     """The file has more data rows than the caller's `max_rows`."""
 
@@ -125,9 +134,9 @@ def _read(
     file.seek(start)
     try:
         table = _parse(file, layout, capacity, field, max_rows)
-    except pa.ArrowInvalid as error:
+    except _BadBlock as bad:
         file.seek(start)
-        raise _explain(file, layout, field, error) from None
+        raise _explain(file, layout, field, bad) from None
     finally:
         # Arrow's allocator keeps freed blocks for reuse; give them back to the system
         # so the process shrinks once the file is parsed.
@@ -234,19 +243,22 @@ def _parse(
         types.update((name, pa.float64()) for name in targets)
     else:
         types[targets[0]] = pa.string()
-    reader = pa_csv.open_csv(
-        file,
-        read_options=pa_csv.ReadOptions(
-            column_names=names, skip_rows=layout.lines_before_data, block_size=BLOCK_BYTES
-        ),
-        # No cell is ever null: an empty cell is an error for a feature and a missing label.
-        convert_options=pa_csv.ConvertOptions(
-            column_types=types,
-            null_values=[],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    try:  # the reader parses its first block as it opens
+        reader = pa_csv.open_csv(
+            file,
+            read_options=pa_csv.ReadOptions(
+                column_names=names, skip_rows=layout.lines_before_data, block_size=BLOCK_BYTES
+            ),
+            # No cell is ever null: an empty cell is an error for a feature and a missing label.
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types,
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise _BadBlock(0, error) from None
     feature_indices = layout.feature_indices
     inputs = np.empty((capacity, len(features)))
     target_values = np.empty((capacity, len(targets))) if layout.label_index is None else None
@@ -254,8 +266,9 @@ def _parse(
         target_values = None
     label_cells: list[str] = []
     n_rows = 0
-    with reader:  # closed (its read-ahead stopped) before the file is read again
-        for batch in reader:
+    # The reader is closed (its read-ahead stopped) before the file is read again.
+    with reader:
+        while (batch := _next_batch(reader, n_rows)) is not None:
             end = n_rows + batch.num_rows
             if max_rows is not None and end > max_rows:
                 raise TooManyRows(field, f"has more than {max_rows} rows, the limit")
@@ -283,6 +296,16 @@ def _parse(
         labels=labels,
         feature_names=None if header is None else tuple(header[i] for i in layout.feature_indices),
     )
+
+
+def _next_batch(reader: pa_csv.CSVStreamingReader, rows_before: int) -> pa.RecordBatch | None:
+    try:
+        batch: pa.RecordBatch = reader.read_next_batch()
+    except StopIteration:
+        return None
+    except pa.ArrowInvalid as error:
+        raise _BadBlock(rows_before, error) from None
+    return batch
 
 
 def _fill(out: np.ndarray, batch: pa.RecordBatch) -> None:
@@ -325,22 +348,24 @@ def _label_values(cells: list[str], column: str, field: str) -> list[ClassName]:
     return list(stripped)
 
 
-def _explain(file: BinaryIO, layout: _Layout, field: str, error: pa.ArrowInvalid) -> SpecError:
+def _explain(file: BinaryIO, layout: _Layout, field: str, bad: _BadBlock) -> SpecError:
     """The parser's error told by row and column: Arrow's message names neither, so the
-    file is read again, slowly, up to the first row at fault. Only refused files pay."""
+    file is read again with the `csv` module up to the first row at fault, checking the
+    numbers only from the refused block on. Only refused files pay for it."""
+    numeric = (
+        layout.feature_indices if layout.label_index is not None else list(range(layout.width))
+    )
     for row, cells in _data_rows(file, layout):
         if len(cells) != layout.width:
             return SpecError(field, f"row {row} has {len(cells)} columns; expected {layout.width}")
-        for index in layout.feature_indices + (
-            [] if layout.label_index is not None else layout.target_indices
-        ):
-            if not _all_numbers([cells[index]]):
-                return SpecError(
-                    field,
-                    f"row {row} column {layout.name(index)!r} holds {cells[index].strip()!r}, "
-                    "not a number",
-                )
-    return SpecError(field, f"is not CSV the service can read: {error}")
+        if row <= bad.rows_before or _all_numbers([cells[index] for index in numeric]):
+            continue
+        index = next(index for index in numeric if not _all_numbers([cells[index]]))
+        return SpecError(
+            field,
+            f"row {row} column {layout.name(index)!r} holds {cells[index].strip()!r}, not a number",
+        )
+    return SpecError(field, f"is not CSV the service can read: {bad.error}")
 
 
 def _data_rows(file: BinaryIO, layout: _Layout) -> Iterator[tuple[int, list[str]]]:

@@ -210,3 +210,11 @@ def test_a_wide_first_row_over_many_blank_lines_allocates_by_the_bytes() -> None
     data = ",".join(["1"] * 100_000) + "\n" + "\n" * 200_000
     table = read(data, n_targets=1)
     assert table.inputs.shape == (1, 99_999)
+
+
+def test_a_bad_value_in_a_later_block_names_its_own_row() -> None:
+    # Over 4 MB: the parser refuses a block well after the first.
+    rows = ["1.25,2.5,3"] * 500_000
+    rows[444_444] = "1.25,oops,3"
+    error = refused("a,b,y\n" + "\n".join(rows) + "\n")
+    assert "row 444445 column 'b'" in str(error)
