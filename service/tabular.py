@@ -138,7 +138,7 @@ def _read(
         file.seek(start)
         raise _explain(file, layout, field, bad) from None
     finally:
-        # Arrow's allocator keeps freed blocks for reuse; give them back to the system
+        # Whatever the allocator still holds of the freed blocks goes back to the system,
         # so the process shrinks once the file is parsed.
         pa.default_memory_pool().release_unused()
     return table
@@ -272,6 +272,8 @@ def _parse(
             end = n_rows + batch.num_rows
             if max_rows is not None and end > max_rows:
                 raise TooManyRows(field, f"has more than {max_rows} rows, the limit")
+            if end > capacity:  # not a CSV file as the line count understood it
+                raise SpecError(field, f"has more rows than line ends ({capacity})")
             _fill(inputs[n_rows:end], batch.select(features))
             _check_finite(inputs[n_rows:end], n_rows, feature_indices, layout, field)
             if target_values is not None:
