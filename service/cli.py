@@ -2,26 +2,22 @@
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
 from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
-from service.core.datasets import parse_csv
+from service.core.spec import with_task_defaults
+from service.tabular import read_csv
 
 if TYPE_CHECKING:
     from service.config import Settings
-
-
-def read_csv(path: Path) -> np.ndarray:
-    """Numeric rows `(n_rows, n_columns)` of a CSV file with an optional header row."""
-    return parse_csv(path.read_text(encoding="utf-8-sig"), str(path))
 
 
 def _read_json(path: Path) -> Any:
@@ -32,12 +28,29 @@ def _read_json(path: Path) -> Any:
 
 
 def train(args: argparse.Namespace) -> None:
-    spec = RunSpec.from_dict(_read_json(args.spec))
-    data = read_csv(args.data)
-    if not 1 <= args.targets < data.shape[1]:
-        raise SpecError("--targets", f"must leave at least one input column of {data.shape[1]}")
-    inputs, targets = data[:, : -args.targets], data[:, -args.targets :]
-    trainer = Trainer(spec, inputs, targets)
+    """Train as a job on an uploaded CSV would: the same reader, task defaults and spec."""
+    if args.label_column is not None and args.targets is not None:
+        raise SpecError("--label-column", "give either --label-column or --targets, not both")
+    try:
+        table = read_csv(
+            args.data, label_column=args.label_column, n_targets=args.targets, field=str(args.data)
+        )
+    except SpecError as error:
+        # Named as the command line names them.
+        flag = {"targets": "--targets", "label_column": "--label-column"}.get(error.field)
+        if flag is None:
+            raise
+        raise SpecError(flag, error.message) from None
+    labels = table.labels
+    if labels is None:
+        spec = RunSpec.from_dict(with_task_defaults(_read_json(args.spec), "regression", None))
+        assert table.targets is not None
+        trainer = Trainer(spec, table.inputs, table.targets)
+    else:
+        raw = with_task_defaults(_read_json(args.spec), "classification", labels.n_classes)
+        spec = RunSpec.from_dict(raw)
+        targets = labels.targets_for(spec.network)
+        trainer = Trainer(spec, table.inputs, targets, classes=labels.classes)
     bar = None if args.json else tqdm(total=spec.training.epochs, unit="epoch", file=sys.stderr)
     for record in trainer.run():
         if bar is None:
@@ -49,14 +62,22 @@ def train(args: argparse.Namespace) -> None:
         bar.close()
     if trainer.stop_reason:
         print(trainer.stop_reason, file=sys.stderr)
-    args.out.write_bytes(trainer.model().to_bytes())
+    model = dataclasses.replace(trainer.model(), feature_names=table.feature_names)
+    args.out.write_bytes(model.to_bytes())
     print(f"model written to {args.out}", file=sys.stderr)
 
 
 def predict(args: argparse.Namespace) -> None:
+    """One line per input row: the class name for a model trained on labels, else the
+    outputs in the targets' own units."""
     model = Model.from_bytes(args.model.read_bytes())
-    outputs = model.predict(read_csv(args.data))
+    inputs = read_csv(args.data, n_targets=0, field=str(args.data)).inputs
+    outputs = model.predict(inputs)
     writer = csv.writer(sys.stdout)
+    if model.classes is not None:
+        for name in model.labels(outputs):
+            writer.writerow([name])
+        return
     for row in outputs:
         writer.writerow([repr(float(value)) for value in row])
 
@@ -174,9 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train a network locally on a CSV file")
     train_parser.add_argument("spec", type=Path, help='JSON {"network": {...}, "training": {...}}')
-    train_parser.add_argument("--data", type=Path, required=True, help="CSV, targets last")
     train_parser.add_argument(
-        "--targets", type=int, default=1, help="how many last columns are targets"
+        "--data", type=Path, required=True, help="CSV with an optional header row"
+    )
+    train_parser.add_argument(
+        "--targets", type=int, help="how many last columns are targets (default 1)"
+    )
+    train_parser.add_argument(
+        "--label-column",
+        metavar="NAME|INDEX",
+        help="the column of class labels (header name or 0-based index), instead of --targets",
     )
     train_parser.add_argument(
         "--out", type=Path, default=Path("model.npz"), help="model file to write"
@@ -186,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict_parser = commands.add_parser("predict", help="print a model's outputs for CSV inputs")
     predict_parser.add_argument("model", type=Path, help="model file written by `backprop train`")
-    predict_parser.add_argument("--data", type=Path, required=True, help="CSV of input rows")
+    predict_parser.add_argument(
+        "--data", type=Path, required=True, help="CSV of input rows, optional header row"
+    )
     predict_parser.set_defaults(handler=predict)
 
     trace_parser = commands.add_parser("trace", help="print every value of one backprop step")

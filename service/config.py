@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     port: int = 8000
 
     max_body_bytes: int = 10 * 1024 * 1024
+    # The CSV upload route's body instead: room for an MNIST-sized file (60,000 rows of
+    # 785 integers, 168 MB). The file is spooled to disk, not held in memory.
+    max_upload_bytes: int = 256 * 1024 * 1024
     max_dataset_rows: int = 100_000
     max_features: int = 1_000
     max_parameters: int = 5_000_000

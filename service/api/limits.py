@@ -45,30 +45,40 @@ def check_prediction_size(
         )
 
 
-class BodySizeLimit:
-    """Refuses bodies above `max_bytes` with 413 without reading them whole, and closes
-    the connection after any answer sent before the body was read to its end (a 413 on
-    the stream, a 404, a 401): otherwise the server would drain the rest of the body,
-    however long, to reuse the connection."""
+# Routes whose bodies are files, limited by `max_upload_bytes` instead of `max_body_bytes`.
+UPLOAD_PATHS = frozenset({"/v1/datasets/csv"})
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodySizeLimit:
+    """Refuses bodies above `max_bytes` (`max_upload_bytes` on the upload routes) with 413
+    without reading them whole, and closes the connection after any answer sent before
+    the body was read to its end (a 413 on the stream, a 404, a 401): otherwise the
+    server would drain the rest of the body, however long, to reuse the connection."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_bytes if max_upload_bytes is None else max_upload_bytes
 
-    def _too_large(self) -> TooLarge:
-        return TooLarge(
-            f"request body is larger than the limit of {self.max_bytes} bytes "
-            "(BACKPROP_MAX_BODY_BYTES)"
-        )
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The byte limit for this request's route, and the setting that sets it."""
+        if scope["path"] in UPLOAD_PATHS:
+            return self.max_upload_bytes, "BACKPROP_MAX_UPLOAD_BYTES"
+        return self.max_bytes, "BACKPROP_MAX_BODY_BYTES"
+
+    def _too_large(self, scope: Scope) -> TooLarge:
+        limit, setting = self._limit(scope)
+        return TooLarge(f"request body is larger than the limit of {limit} bytes ({setting})")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, _ = self._limit(scope)
         has_body = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
+                if value.isdigit() and int(value) > max_bytes:
                     await self._refuse(scope, receive, send)
                     return
                 has_body = value.strip(b"0") != b""
@@ -83,9 +93,9 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     refused = True
-                    raise self._too_large()
+                    raise self._too_large(scope)
                 body_pending = message.get("more_body", False)
             return message
 
@@ -104,7 +114,7 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, guarded_send if has_body else send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = self._too_large()
+        error = self._too_large(scope)
         # Sent from outside the exception handlers: the problem they write for the error.
         response = domain_problem(error)
         # Tell the client we will not read the rest of its body.

@@ -12,11 +12,12 @@ from service.api.params import DatasetId
 from service.api.problems import problem_responses
 from service.api.schemas import TEXT_PATTERN, DatasetCreate, DatasetRead, Page, SampleRead
 from service.config import Settings
-from service.core.datasets import generate, parse_csv
+from service.core.datasets import generate
 from service.core.errors import SpecError
 from service.core.labels import Labels, labels_from_targets
 from service.db import datasets as queries
 from service.errors import Invalid
+from service.tabular import TooManyRows, read_csv
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -119,8 +120,11 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
     response_model=DatasetRead,
     responses={201: {"links": CREATED_LINKS}, **problem_responses(400, 413, 422)},
     summary="Create a dataset from an uploaded CSV file",
-    description="Numeric columns with an optional header row; the last `targets` columns are "
-    "the targets.",
+    description="Numeric columns with an optional header row (a first row that is not all "
+    "numbers). Either the last `targets` columns are the targets (regression; the default, "
+    "one column), or `label_column`, a header name or a 0-based index, holds class labels "
+    "(integers, true/false or text) and every other column is a feature. A header row's "
+    "names are kept as `feature_names`. Bodies up to BACKPROP_MAX_UPLOAD_BYTES.",
 )
 def upload_csv(
     session: SessionDep,
@@ -128,20 +132,41 @@ def upload_csv(
     file: Annotated[UploadFile, File(description="CSV file")],
     name: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
     targets: Annotated[
-        int, Form(ge=1, le=1000, description="How many last columns are targets")
-    ] = 1,
+        int | None,
+        Form(ge=1, le=1000, description="How many last columns are targets (default 1)"),
+    ] = None,
+    label_column: Annotated[
+        str | None,
+        Form(
+            min_length=1,
+            max_length=200,
+            description="The column of class labels: its header name or 0-based index",
+        ),
+    ] = None,
 ) -> Any:
+    # A sync route, so it runs in the thread pool: the parser releases the GIL while it
+    # works, and reads the spooled upload itself rather than a second copy of the body.
+    limit = settings.max_dataset_rows
     try:
-        text = file.file.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SpecError("file", "is not UTF-8 text") from None
-    values = parse_csv(text, "file")
-    width = values.shape[1]
-    if targets >= width:
-        raise SpecError("targets", f"must leave at least one input column of {width}")
-    _check_limits(settings, len(values), width - targets, targets)
+        table = read_csv(file.file, label_column=label_column, n_targets=targets, max_rows=limit)
+    except TooManyRows:
+        raise Invalid(
+            f"dataset has more than {limit} rows; the limit is {limit} (BACKPROP_MAX_DATASET_ROWS)",
+            [{"loc": ["body", "file"], "msg": f"at most {limit} rows"}],
+        ) from None
+    n_rows, n_features = table.inputs.shape
+    n_targets = 1 if table.targets is None else table.targets.shape[1]
+    _check_limits(settings, n_rows, n_features, n_targets)
     source = {"kind": "csv", "filename": file.filename}
-    return queries.create_dataset(session, name, values[:, :-targets], values[:, -targets:], source)
+    return queries.create_dataset(
+        session,
+        name,
+        table.inputs,
+        table.targets,
+        source,
+        labels=table.labels,
+        feature_names=table.feature_names,
+    )
 
 
 @router.get(
