@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.labels import ClassName, Labels
-from service.db.blobs import array_to_npy, npy_to_array
+from service.db.blobs import array_to_npy, npy_to_array, npy_view
 from service.db.models import DatasetRow, JobRow
 from service.db.pagination import decode_cursor, newest_first_page, page_of
 from service.errors import Conflict, NotFound
@@ -17,7 +17,7 @@ from service.errors import Conflict, NotFound
 def create_dataset(
     session: Session,
     name: str,
-    inputs: np.ndarray,
+    inputs: np.ndarray | bytes,
     targets: np.ndarray | None,
     source: dict[str, Any],
     *,
@@ -25,26 +25,30 @@ def create_dataset(
     feature_names: Sequence[str] | None = None,
 ) -> DatasetRow:
     """Store checked inputs `(n_samples, n_features)` with either regression `targets`
-    `(n_samples, n_targets)` or class `labels` (exactly one of them)."""
+    `(n_samples, n_targets)` or class `labels` (exactly one of them). `inputs` may be
+    given as `inputs_npy`'s bytes already, so that a caller holding a large array can let
+    go of it before the row is written (the database makes copies of its own)."""
     if (targets is None) == (labels is None):
         raise ValueError("give exactly one of targets and labels")
     if labels is not None:
         # The width a network's output needs by default: one 0/1 unit for two classes.
         n_targets = 1 if labels.n_classes == 2 else labels.n_classes
-        stored_targets = array_to_npy(np.ascontiguousarray(labels.indices, dtype=np.int64))
+        stored_targets = array_to_npy(labels.indices, np.int64)
         classes: list[ClassName] | None = list(labels.classes)
         class_counts: list[int] | None = labels.counts()
     else:
         assert targets is not None
         n_targets = int(targets.shape[1])
-        stored_targets = array_to_npy(np.ascontiguousarray(targets, dtype=np.float64))
+        stored_targets = array_to_npy(targets, np.float64)
         classes = class_counts = None
+    stored_inputs = inputs if isinstance(inputs, bytes | bytearray) else inputs_npy(inputs)
+    n_samples, n_features = npy_view(stored_inputs).shape
     dataset = DatasetRow(
         name=name,
-        n_samples=int(inputs.shape[0]),
-        n_features=int(inputs.shape[1]),
+        n_samples=n_samples,
+        n_features=n_features,
         n_targets=n_targets,
-        inputs=array_to_npy(compact(inputs)),
+        inputs=stored_inputs,
         targets=stored_targets,
         classes=classes,
         class_counts=class_counts,
@@ -56,14 +60,15 @@ def create_dataset(
     return dataset
 
 
-def compact(inputs: np.ndarray) -> np.ndarray:
-    """Inputs as float32 when that holds every value exactly (integer pixels, values read
-    from float32 data), else as float64: half the bytes where nothing is lost."""
-    as_float64 = np.ascontiguousarray(inputs, dtype=np.float64)
-    as_float32 = as_float64.astype(np.float32)
-    if np.array_equal(as_float32, as_float64):
+def inputs_npy(inputs: np.ndarray) -> bytes:
+    """Inputs as `.npy` bytes of float32 when that holds every value exactly (integer
+    pixels, values read from float32 data), else of float64: half the bytes where nothing
+    is lost. Cast straight into the stored bytes, so a large upload is not copied twice."""
+    as_float32 = array_to_npy(inputs, np.float32)
+    if np.array_equal(npy_view(as_float32), inputs):
         return as_float32
-    return as_float64
+    del as_float32
+    return array_to_npy(inputs, np.float64)
 
 
 def get_dataset(session: Session, dataset_id: str) -> DatasetRow:

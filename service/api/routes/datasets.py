@@ -158,14 +158,13 @@ def upload_csv(
     n_targets = 1 if table.targets is None else table.targets.shape[1]
     _check_limits(settings, n_rows, n_features, n_targets)
     source = {"kind": "csv", "filename": file.filename}
+    inputs = queries.inputs_npy(table.inputs)
+    target_rows, labels, feature_names = table.targets, table.labels, table.feature_names
+    # The float64 array goes before the row is written: SQLite copies the stored bytes
+    # twice more while it inserts them, and the peak is what a large upload costs.
+    del table
     return queries.create_dataset(
-        session,
-        name,
-        table.inputs,
-        table.targets,
-        source,
-        labels=table.labels,
-        feature_names=table.feature_names,
+        session, name, inputs, target_rows, source, labels=labels, feature_names=feature_names
     )
 
 
