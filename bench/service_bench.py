@@ -263,6 +263,19 @@ def create_dataset(client: httpx2.Client, name: str, generator: dict[str, Any]) 
     return dataset_id
 
 
+def create_target_dataset(client: httpx2.Client, name: str, generator: dict[str, Any]) -> str:
+    """The generator's rows uploaded with numeric `targets`, not as labels: the in-process
+    references below train on those same arrays with `Trainer(spec, inputs, targets)`."""
+    inputs, targets = generate(
+        generator["kind"], generator["n_samples"], generator["noise"], generator["seed"]
+    )
+    rows = {"name": name, "inputs": inputs.tolist(), "targets": targets.tolist()}
+    response = client.post("/v1/datasets", json=rows)
+    response.raise_for_status()
+    dataset_id: str = response.json()["id"]
+    return dataset_id
+
+
 def submit(client: httpx2.Client, dataset_id: str, job: dict[str, Any]) -> str:
     response = client.post("/v1/jobs", json={"dataset_id": dataset_id, **job})
     if response.status_code != 202:
@@ -680,7 +693,7 @@ def main() -> None:
         bare = processes.start("bare", command, dict(os.environ), workdir / "bare.log", "/ping")
         with client:
             xor = create_dataset(client, "xor", {"kind": "xor", "n_samples": 4})
-            moons = create_dataset(client, "moons", MOONS)
+            moons = create_target_dataset(client, "moons", MOONS)
             wait_for(client, submit(client, xor, XOR_TANH_JOB))
             batch_models = {
                 "sigmoid+bce": batch_job("sigmoid"),
