@@ -4,8 +4,6 @@ Every generator returns inputs `(n_samples, n_features)` and targets `(n_samples
 one 0/1 column for two classes, one-hot columns for more, real values for regression.
 """
 
-import csv
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -116,39 +114,3 @@ def generate(
         n_samples, float(noise), n_classes, np.random.default_rng(seed)
     )
     return inputs.astype(np.float64), targets.astype(np.float64)
-
-
-def parse_csv(text: str, field: str) -> np.ndarray:
-    """Numeric rows `(n_rows, n_columns)` from CSV text; a first row that is not numeric is
-    a header. Blank lines are skipped; ragged rows, text and NaN/infinity are refused with
-    a SpecError naming `field` and the row."""
-    # newline="": the csv module reads line ends itself, "\r" alone included.
-    lines = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [row for row in lines if any(cell.strip() for cell in row)]
-    except csv.Error as error:  # e.g. a field longer than csv.field_size_limit()
-        raise SpecError(field, f"is not CSV the service can read: {error}") from None
-    if rows and not _numeric(rows[0]):
-        rows = rows[1:]
-    if not rows:
-        raise SpecError(field, "has no data rows")
-    width = len(rows[0])
-    values = np.empty((len(rows), width))
-    for index, row in enumerate(rows):
-        if len(row) != width:
-            raise SpecError(field, f"row {index + 1} has {len(row)} columns; expected {width}")
-        if not _numeric(row):
-            raise SpecError(field, f"row {index + 1} holds a value that is not a number")
-        values[index] = [float(cell) for cell in row]
-    if not np.isfinite(values).all():
-        bad = int(np.argwhere(~np.isfinite(values))[0][0])
-        raise SpecError(field, f"row {bad + 1} holds NaN or infinity")
-    return values
-
-
-def _numeric(row: list[str]) -> bool:
-    try:
-        [float(cell) for cell in row]
-    except ValueError:
-        return False
-    return True

@@ -1,14 +1,13 @@
 """Synthetic data sets have the shapes and geometry their names promise, and CSV text
 parses into numbers or is refused with the row that is wrong."""
 
-import csv
 from typing import Any
 
 import numpy as np
 import pytest
 
 from service.core import SpecError
-from service.core.datasets import GENERATORS, generate, parse_csv
+from service.core.datasets import GENERATORS, generate
 
 TWO_CLASS = ["xor", "circles", "moons"]
 
@@ -174,48 +173,6 @@ def test_smallest_accepted_generator_arguments() -> None:
     inputs, targets = generate("spiral", 2, noise=0.0, n_classes=3)
 
     assert inputs.shape == (2, 2) and targets.shape == (2, 3)
-
-
-def test_csv_header_blank_lines_and_any_line_ends_are_handled() -> None:
-    text = "x1,x2,y\r\n1,2,3\n\n  ,  \r4.5,-6e-1,7\r\n"
-
-    values = parse_csv(text, "file")
-
-    np.testing.assert_array_equal(values, [[1, 2, 3], [4.5, -0.6, 7]])
-    assert values.dtype == np.float64
-
-
-def test_csv_without_header_keeps_its_first_row() -> None:
-    np.testing.assert_array_equal(parse_csv("1,2\n3,4\n", "file"), [[1, 2], [3, 4]])
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "has no data rows"),
-        ("a,b\n\n", "has no data rows"),
-        ("a,b\n1,2\n3\n", "row 2 has 1 columns; expected 2"),
-        ("1,2\n3,x\n", "row 2 holds a value that is not a number"),
-        ("a,b\n1,2\n3,nan\n", "row 2 holds NaN or infinity"),
-        ("1,inf\n", "row 1 holds NaN or infinity"),
-    ],
-)
-def test_bad_csv_is_refused_with_the_row(text: str, message: str) -> None:
-    with pytest.raises(SpecError) as error:
-        parse_csv(text, "csv_file")
-
-    assert error.value.field == "csv_file"
-    assert error.value.message == message
-
-
-def test_csv_the_reader_cannot_read_is_refused_not_crashed() -> None:
-    too_long = "1," + "9" * (csv.field_size_limit() + 1) + "\n"
-
-    with pytest.raises(SpecError) as error:
-        parse_csv(too_long, "csv_file")
-
-    assert error.value.field == "csv_file"
-    assert error.value.message.startswith("is not CSV the service can read: ")
 
 
 def _reference(kind: str, n: int, noise: float, seed: int, k: int) -> Any:
