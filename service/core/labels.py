@@ -13,7 +13,7 @@ from .spec import NetworkSpec
 ClassName = str | int | bool
 
 # The types a class may have, by the name a message uses for them.
-_KINDS: tuple[tuple[type, str], ...] = ((bool, "boolean"), (int, "integer"), (str, "string"))
+_KINDS: tuple[tuple[type, str], ...] = ((bool, "a boolean"), (int, "an integer"), (str, "a string"))
 
 
 def _kind(value: object, field: str) -> str:
@@ -45,7 +45,7 @@ class Labels:
             if kind != first:
                 raise SpecError(
                     field,
-                    f"mixed types: {field}[0] is a {first} but {field}[{i}] is a {kind} "
+                    f"mixed types: {field}[0] is {first} but {field}[{i}] is {kind} "
                     f"({value!r}); give every label the same type",
                 )
         classes: tuple[ClassName, ...] = tuple(sorted(set(items)))
