@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .spec import NetworkSpec
+from .spec import NetworkSpec, RunSpec
 
 ClassName = str | int | bool
 
@@ -88,6 +88,28 @@ def check_labels_fit(network: NetworkSpec, n_classes: int) -> None:
         f"output width {width} does not fit the dataset's {n_classes} classes; "
         f"use {n_classes} (or 1 for two classes)",
     )
+
+
+def check_labelled_run(spec: RunSpec, classes: Sequence[ClassName], counts: Sequence[int]) -> None:
+    """What a run on class labels needs beyond its spec: labels are not scaled, and a
+    validation split, stratified, needs every class twice (one to train on, one to
+    validate). The trainer checks it, and the API before it queues a job."""
+    if spec.preprocessing.targets != "none":
+        raise SpecError(
+            "preprocessing.targets",
+            f"{spec.preprocessing.targets} is for regression targets; class labels are not "
+            "scaled: use none",
+        )
+    if not spec.training.validation_split:
+        return
+    for name, count in zip(classes, counts, strict=True):
+        if count < 2:
+            raise SpecError(
+                "training.validation_split",
+                f"class {name!r} has {count} sample(s); a stratified validation split "
+                "needs at least 2 of every class (one to train on, one to validate). "
+                "Add samples of that class or set validation_split to 0",
+            )
 
 
 def labels_from_targets(targets: np.ndarray, field: str = "targets") -> Labels:

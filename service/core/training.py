@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import SpecError
-from .labels import ClassName
+from .labels import ClassName, check_labelled_run
 from .metrics import confusion_matrix, macro_scores, mae, r2
 from .model import Model, check_inputs
 from .network import Backprop, Parameters, Workspace, predict, with_ones
@@ -183,12 +183,10 @@ class Trainer:
         network, training = spec.network, spec.training
         self.dtype = np.dtype(training.dtype)
         self.classes = None if classes is None else tuple(classes)
-        if self.classes is not None and spec.preprocessing.targets != "none":
-            raise SpecError(
-                "preprocessing.targets",
-                "class labels are not scaled; use none for a classification data set",
-            )
         x, t = check_data(inputs, targets, network, training.loss)
+        if self.classes is not None:
+            counts = np.bincount(class_indices(t), minlength=len(self.classes))
+            check_labelled_run(spec, self.classes, counts.tolist())
         self.train_x, self.train_t, self.val_x, self.val_t = self._split(x, t)
         self._prepare_metrics()
         self.backprop = Backprop(network, training.loss, training.l2)
@@ -298,26 +296,12 @@ class Trainer:
         classes: np.ndarray | None
         if self.classes is not None:
             classes = class_indices(t)
-            self._check_stratifiable(classes)
         else:
             classes = class_labels(t, self.spec.network.output_activation)
         val = order[:n_val] if classes is None else stratified_take(order, classes, n_val)
         in_val = np.zeros(len(x), dtype=bool)
         in_val[val] = True
         return x[~in_val], t[~in_val], x[in_val], t[in_val]
-
-    def _check_stratifiable(self, indices: np.ndarray) -> None:
-        """A stratified split needs every class twice: once to train on, once to validate."""
-        assert self.classes is not None
-        counts = np.bincount(indices, minlength=len(self.classes))
-        for name, count in zip(self.classes, counts, strict=False):
-            if count < 2:
-                raise SpecError(
-                    "training.validation_split",
-                    f"class {name!r} has {count} sample(s); a stratified validation split "
-                    "needs at least 2 of every class (one to train on, one to validate). "
-                    "Add samples of that class or set validation_split to 0",
-                )
 
     def _prepare_metrics(self) -> None:
         """Constants for the per-epoch metrics, computed once: an epoch of per-sample

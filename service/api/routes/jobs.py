@@ -38,7 +38,7 @@ from service.api.schemas import (
 )
 from service.config import Settings
 from service.core import Model, NetworkSpec, RunSpec, SpecError, check_data
-from service.core.labels import Labels, check_labels_fit
+from service.core.labels import Labels, check_labelled_run, check_labels_fit
 from service.core.spec import with_task_defaults
 from service.db import JobStatus
 from service.db import datasets as dataset_queries
@@ -174,7 +174,7 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         # cross-entropy): the client's field at fault is the dataset it chose.
         raise SpecError("dataset_id", f"dataset {dataset.id} does not fit: {error}") from None
     if labels is not None:
-        _check_classification(spec, labels)
+        check_labelled_run(spec, labels.classes, labels.counts())
     # Last, just before the insert: on PostgreSQL the count holds a lock until commit.
     _check_active_jobs(settings, session)
     job = queries.create_job(session, dataset.id, spec, body.model_name, body.checkpoint_every)
@@ -184,25 +184,6 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
 def _given(part: BaseModel) -> dict[str, Any]:
     """The fields of a spec part that the client set, as a spec dict has them."""
     return part.model_dump(include=part.model_fields_set)
-
-
-def _check_classification(spec: RunSpec, labels: Labels) -> None:
-    """Refuse what the trainer would refuse on labelled data, before the job is queued."""
-    if spec.preprocessing.targets != "none":
-        raise SpecError(
-            "preprocessing.targets",
-            f"{spec.preprocessing.targets} is for regression targets; this dataset holds "
-            "class labels: use none",
-        )
-    if spec.training.validation_split:
-        counts = labels.counts()
-        smallest = min(range(labels.n_classes), key=counts.__getitem__)
-        if counts[smallest] < 2:
-            raise SpecError(
-                "training.validation_split",
-                f"class {labels.classes[smallest]!r} has {counts[smallest]} sample; the "
-                "stratified validation split needs at least 2 of every class",
-            )
 
 
 @router.get(
