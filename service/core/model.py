@@ -38,15 +38,17 @@ class Model:
         inputs = check_inputs(inputs, self.spec.n_inputs)
         if self.preprocessing is None:
             return predict(self.spec, self.parameters, inputs)
-        outputs = self.network_outputs(inputs)
+        outputs = self._network_outputs(inputs)
         return self.preprocessing.inverse_targets(outputs)
 
     def network_outputs(self, inputs: np.ndarray) -> np.ndarray:
         """The network's own outputs (on the scaled problem) for raw inputs."""
-        inputs = check_inputs(inputs, self.spec.n_inputs)
+        return self._network_outputs(check_inputs(inputs, self.spec.n_inputs))
+
+    def _network_outputs(self, checked: np.ndarray) -> np.ndarray:
         if self.preprocessing is not None:
-            inputs = self.preprocessing.transform_inputs(inputs)
-        return predict(self.spec, self.parameters, inputs)
+            checked = self.preprocessing.transform_inputs(checked)
+        return predict(self.spec, self.parameters, checked)
 
     @property
     def is_classifier(self) -> bool:
