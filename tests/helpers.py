@@ -158,3 +158,14 @@ def running_service(database_url: str, log: Path, workers: int) -> Iterator[Serv
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def job_finished(client: httpx2.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The job once it has ended (succeeded, failed or cancelled), polled over HTTP."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id} did not finish in {timeout} s: {job}")

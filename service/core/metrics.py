@@ -8,7 +8,7 @@ import numpy as np
 from .errors import SpecError
 from .labels import Labels
 from .losses import LOSSES
-from .model import Model, check_inputs
+from .model import Model, check_inputs, check_targets
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -72,7 +72,11 @@ def evaluate(
         n_classes = _n_classes(model)
         encoded = _encode(indices, n_classes, model.spec.n_outputs)
         return _classification(model, outputs, encoded, indices, n_classes, len(x))
-    t = _targets(targets, len(x), model.spec.n_outputs)
+    t = check_targets(targets, len(x))
+    if t.shape[1] != model.spec.n_outputs:
+        raise SpecError(
+            "targets", f"rows must have {model.spec.n_outputs} values, got {t.shape[1]}"
+        )
     if model.is_classifier and np.all((t == 0) | (t == 1)):
         indices = model.class_indices(t)
         return _classification(model, outputs, t, indices, _n_classes(model), len(x))
@@ -148,23 +152,6 @@ def _encode(indices: np.ndarray, n_classes: int, width: int) -> np.ndarray:
         return indices.astype(np.float64)[:, None]
     one_hot: np.ndarray = np.eye(n_classes)[indices]
     return one_hot
-
-
-def _targets(targets: object, n: int, width: int) -> np.ndarray:
-    try:
-        t = np.asarray(targets, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpecError("targets", "must be a list of rows of numbers") from None
-    if t.ndim == 1:
-        t = t[:, None]
-    if t.ndim != 2 or t.shape[0] != n:
-        raise SpecError("targets", f"must have one row per input row ({n}), got {t.shape}")
-    if t.shape[1] != width:
-        raise SpecError("targets", f"rows must have {width} values, got {t.shape[1]}")
-    if not np.isfinite(t).all():
-        row = int(np.argwhere(~np.isfinite(t))[0][0])
-        raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
-    return t
 
 
 def _loss(model: Model, outputs: np.ndarray, targets: np.ndarray) -> float:

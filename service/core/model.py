@@ -145,3 +145,20 @@ def check_inputs(inputs: object, n_inputs: int, field: str = "inputs") -> np.nda
         row = int(np.argwhere(~np.isfinite(array))[0][0])
         raise SpecError(f"{field}[{row}]", "must be finite (no NaN or infinity)")
     return array
+
+
+def check_targets(targets: object, n_rows: int) -> np.ndarray:
+    """Targets as a finite float array `(n_rows, k)` (a flat list is one column), or a
+    SpecError naming `targets`; their width is the caller's to check."""
+    try:
+        array = np.asarray(targets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError("targets", "must be a list of rows of numbers") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] != n_rows:
+        raise SpecError("targets", f"must have one row per input row ({n_rows}), got {array.shape}")
+    if not np.isfinite(array).all():
+        row = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
+    return array

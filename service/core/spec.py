@@ -142,6 +142,17 @@ def _value(declared: Field[Any], value: Any, field: str) -> Any:
     return _number(value, field, bounds)
 
 
+def _flat_values(spec: type, data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Every field of a spec dataclass whose fields are all plain values, checked, from
+    `data` or its declared default."""
+    specified = spec_fields(spec)
+    _check_keys(data, set(specified), prefix)
+    return {
+        name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
+        for name, f in specified.items()
+    }
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """Layer widths (input and output included), activations and initializer."""
@@ -225,14 +236,7 @@ class TrainingSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "training") -> "TrainingSpec":
-        specified = spec_fields(cls)
-        _check_keys(data, set(specified), prefix)
-        return cls(
-            **{
-                name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
-                for name, f in specified.items()
-            }
-        )
+        return cls(**_flat_values(cls, data, prefix))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,14 +254,7 @@ class PreprocessingSpec:
     def from_dict(
         cls, data: Mapping[str, Any], prefix: str = "preprocessing"
     ) -> "PreprocessingSpec":
-        specified = spec_fields(cls)
-        _check_keys(data, set(specified), prefix)
-        return cls(
-            **{
-                name: _value(f, data.get(name, f.default), f"{prefix}.{name}")
-                for name, f in specified.items()
-            }
-        )
+        return cls(**_flat_values(cls, data, prefix))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ import numpy as np
 from .errors import SpecError
 from .labels import ClassName, check_labelled_run
 from .metrics import confusion_matrix, macro_scores, mae, r2
-from .model import Model, check_inputs
+from .model import Model, check_inputs, check_targets
 from .network import Backprop, Parameters, Workspace, predict, with_ones
 from .optimizers import EVERYTHING, make_optimizer
 from .preprocessing import Preprocessing
@@ -61,22 +61,12 @@ def check_data(
             f"input width {network.n_inputs} does not match the data's {x.shape[1]} features",
         )
     x = check_inputs(x, network.n_inputs)
-    try:
-        t = np.asarray(targets, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpecError("targets", "must be a list of rows of numbers") from None
-    if t.ndim == 1:
-        t = t[:, None]
-    if t.ndim != 2 or t.shape[0] != x.shape[0]:
-        raise SpecError("targets", f"must have one row per input row ({x.shape[0]}), got {t.shape}")
+    t = check_targets(targets, len(x))
     if t.shape[1] != network.n_outputs:
         raise SpecError(
             f"network.layers[{len(network.layers) - 1}]",
             f"output width {network.n_outputs} does not match the data's {t.shape[1]} targets",
         )
-    if not np.isfinite(t).all():
-        row = int(np.argwhere(~np.isfinite(t))[0][0])
-        raise SpecError(f"targets[{row}]", "must be finite (no NaN or infinity)")
     if loss in ("binary_crossentropy", "categorical_crossentropy") and (t.min() < 0 or t.max() > 1):
         raise SpecError("targets", f"{loss} needs targets between 0 and 1")
     if loss == "categorical_crossentropy":

@@ -2,7 +2,6 @@
 of labels as the user has them (strings, integers or booleans), a job that gives neither
 output activation nor loss, and predictions answered in the user's class names."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import httpx2
 import numpy as np
 import pytest
 
-from tests.helpers import Server, running_service
+from tests.helpers import Server, job_finished, running_service
 
 # Three well separated blobs, on raw scales far from the unit one: the default
 # preprocessing (standardized inputs) is what makes them easy to train.
@@ -42,16 +41,6 @@ def blobs(classes: list[Any]) -> tuple[list[list[float]], list[Any]]:
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     with running_service(database_url, tmp_path / "serve.log", workers=1) as server:
         yield server
-
-
-def wait_for(client: httpx2.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    pytest.fail(f"job {job_id} did not finish: {job}")
 
 
 @pytest.mark.parametrize("kind", list(CASES))
@@ -96,7 +85,7 @@ def test_labels_train_with_task_defaults_and_predict_class_names(server: Server,
         assert spec["network"]["init"] == "auto"
         assert spec["preprocessing"] == {"inputs": "standardize", "targets": "none"}
 
-        job = wait_for(client, submitted.json()["id"])
+        job = job_finished(client, submitted.json()["id"])
         assert job["status"] == "succeeded", job
         last = client.get(f"/v1/jobs/{job['id']}/history", params={"limit": 1000}).json()
         final = last["items"][-1]

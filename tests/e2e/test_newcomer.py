@@ -6,12 +6,18 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 
-from tests.helpers import Server, backprop_command, example_spec, free_port, running_service
+from tests.helpers import (
+    Server,
+    backprop_command,
+    example_spec,
+    free_port,
+    job_finished,
+    running_service,
+)
 
 XOR_INPUTS = [[1, 1], [-1, 1], [1, -1], [-1, -1]]
 XOR_TARGETS = [1, 0, 0, 1]
@@ -25,16 +31,6 @@ TANH_JOB = {"model_name": "xor-net", **example_spec("xor-tanh"), "checkpoint_eve
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     with running_service(database_url, tmp_path / "serve.log", workers=2) as server:
         yield server
-
-
-def wait_for(client: httpx2.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    pytest.fail(f"job {job_id} did not finish: {job}")
 
 
 def test_newcomer_trains_xor_and_predicts(server: Server) -> None:
@@ -51,7 +47,7 @@ def test_newcomer_trains_xor_and_predicts(server: Server) -> None:
         ]
         assert [response.status_code for response in submitted] == [202, 202]
         assert all(response.json()["status"] == "queued" for response in submitted)
-        notebook, tanh = (wait_for(client, response.json()["id"]) for response in submitted)
+        notebook, tanh = (job_finished(client, response.json()["id"]) for response in submitted)
         assert notebook["status"] == "succeeded", notebook
         assert tanh["status"] == "succeeded", tanh
         assert (tanh["epoch"], tanh["progress"], tanh["model_version"]) == (500, 1.0, 1)
