@@ -1,6 +1,7 @@
 """Arrays to and from the `.npy` bytes stored in binary columns."""
 
 import io
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -28,9 +29,27 @@ def array_to_npy(array: npt.NDArray[np.generic], dtype: npt.DTypeLike | None = N
     header = header_buffer.getvalue()
     data = bytearray(len(header) + array.size * target.itemsize)
     data[: len(header)] = header
-    np.frombuffer(data, dtype=target, offset=len(header)).reshape(array.shape)[...] = array
+    stored = np.frombuffer(data, dtype=target, offset=len(header)).reshape(array.shape)
+    if array.ndim == 0:
+        stored[...] = array
+    for rows in row_blocks(array):
+        stored[rows] = array[rows]
     # bytearray is what the database drivers bind without a copy; `bytes(...)` would be one.
     return data  # type: ignore[return-value]
+
+
+# Large arrays are copied a block of rows at a time, so that no single NumPy call holds the
+# GIL long enough to stall the event loop's other requests.
+BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def row_blocks(array: npt.NDArray[np.generic]) -> list[slice]:
+    """Slices of `array`'s first axis, each about BLOCK_BYTES (none for a 0-d array)."""
+    if array.ndim == 0:
+        return []
+    row_bytes = max(array.itemsize * math.prod(array.shape[1:]), 1)
+    step = max(BLOCK_BYTES // row_bytes, 1)
+    return [slice(start, start + step) for start in range(0, len(array), step)]
 
 
 def npy_view(data: bytes) -> npt.NDArray[np.generic]:
