@@ -45,12 +45,18 @@ def train(args: argparse.Namespace) -> None:
     if labels is None:
         spec = RunSpec.from_dict(with_task_defaults(_read_json(args.spec), "regression", None))
         assert table.targets is not None
-        trainer = Trainer(spec, table.inputs, table.targets)
+        trainer = Trainer(spec, table.inputs, table.targets, feature_names=table.feature_names)
     else:
         raw = with_task_defaults(_read_json(args.spec), "classification", labels.n_classes)
         spec = RunSpec.from_dict(raw)
         targets = labels.targets_for(spec.network)
-        trainer = Trainer(spec, table.inputs, targets, classes=labels.classes)
+        trainer = Trainer(
+            spec,
+            table.inputs,
+            targets,
+            classes=labels.classes,
+            feature_names=table.feature_names,
+        )
     bar = None if args.json else tqdm(total=spec.training.epochs, unit="epoch", file=sys.stderr)
     for record in trainer.run():
         if bar is None:

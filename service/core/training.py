@@ -167,8 +167,11 @@ class Trainer:
         checkpoint: bytes | None = None,
         initial_parameters: Parameters | None = None,
         classes: Sequence[ClassName] | None = None,
+        feature_names: Sequence[str] | None = None,
     ) -> None:
         self.spec = spec
+        # Only carried into the model, which names its inputs with them.
+        self.feature_names = None if feature_names is None else tuple(feature_names)
         self._spec_dict = spec.to_dict()
         network, training = spec.network, spec.training
         self.dtype = np.dtype(training.dtype)
@@ -507,6 +510,7 @@ class Trainer:
             preprocessing=None if self.preprocessing.is_identity else self.preprocessing,
             classes=self.classes,
             loss=self.spec.training.loss,
+            feature_names=self.feature_names,
         )
 
     def checkpoint(self) -> bytes:

@@ -29,6 +29,8 @@ class RunInput:
     inputs: np.ndarray
     # Regression targets, or a labelled dataset's classes (encoded once the spec is known).
     targets: np.ndarray | Labels
+    # The dataset's column names, when it had a header.
+    feature_names: tuple[str, ...] | None
     checkpoint: bytes | None
     resume_epoch: int
     # Seconds the job has run since it first started, by the database's clock.
@@ -42,7 +44,8 @@ def start_run(session: Session, job_id: str) -> RunInput:
     job = session.get_one(JobRow, job_id)
     now = database_now(session)
     elapsed = (now - (job.started_at or now)).total_seconds()
-    inputs, targets = dataset_data(session.get_one(DatasetRow, job.dataset_id))
+    dataset = session.get_one(DatasetRow, job.dataset_id)
+    inputs, targets = dataset_data(dataset)
     latest = session.scalars(
         select(SnapshotRow)
         .where(SnapshotRow.job_id == job_id, SnapshotRow.checkpoint.is_not(None))
@@ -60,6 +63,7 @@ def start_run(session: Session, job_id: str) -> RunInput:
         checkpoint_every=job.checkpoint_every,
         inputs=inputs,
         targets=targets,
+        feature_names=None if dataset.feature_names is None else tuple(dataset.feature_names),
         checkpoint=latest.checkpoint if latest is not None else None,
         resume_epoch=resume_epoch,
         elapsed_seconds=elapsed,

@@ -126,12 +126,14 @@ class Heartbeat:
 def _trainer(spec: RunSpec, run: RunInput) -> Trainer:
     """The run's trainer: labels are encoded for the spec's output (one-hot, or one 0/1
     column) and their classes go into the model it trains."""
+    names = run.feature_names
     if isinstance(run.targets, Labels):
         targets = run.targets.targets_for(spec.network)
+        classes = run.targets.classes
         return Trainer(
-            spec, run.inputs, targets, checkpoint=run.checkpoint, classes=run.targets.classes
+            spec, run.inputs, targets, run.checkpoint, classes=classes, feature_names=names
         )
-    return Trainer(spec, run.inputs, run.targets, checkpoint=run.checkpoint)
+    return Trainer(spec, run.inputs, run.targets, run.checkpoint, feature_names=names)
 
 
 class JobRunner:

@@ -47,7 +47,13 @@ def test_a_labelled_job_trains_on_encoded_labels_and_its_model_names_the_classes
     inputs, labels = labelled_data()
     with session_factory.begin() as session:
         dataset_id = create_dataset(
-            session, "iris-like", inputs, None, {"kind": "rows"}, labels=labels
+            session,
+            "iris-like",
+            inputs,
+            None,
+            {"kind": "csv"},
+            labels=labels,
+            feature_names=["petal_length", "petal_width"],
         ).id
     spec = {
         "network": {"layers": [2, 6, 3], "output_activation": "softmax"},
@@ -69,6 +75,7 @@ def test_a_labelled_job_trains_on_encoded_labels_and_its_model_names_the_classes
         version = session.scalars(select(ModelVersionRow)).one()
         model = Model.from_bytes(version.weights)
     assert model.classes == ("setosa", "versicolor", "virginica")
+    assert model.feature_names == ("petal_length", "petal_width")
     assert model.preprocessing is not None
     assert all(
         Model.from_bytes(s.weights).classes == model.classes
