@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,21 @@ def test_newcomer_trains_xor_and_predicts(server: Server) -> None:
 
         weights = client.get(f"/v1/jobs/{tanh['id']}/snapshots/500").json()
         assert [len(layer["weights"]) for layer in weights["layers"]] == [8, 1]
+
+
+def test_the_container_checks_flow_passes_against_a_local_service(server: Server) -> None:
+    # scripts/container-check runs this script against the image; run here too, it cannot
+    # drift from what the service answers without the suite noticing.
+    script = Path(__file__).resolve().parents[2] / "scripts" / "newcomer_flow.py"
+    flow = subprocess.run(
+        [sys.executable, str(script), server.base_url, "--job-timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert flow.returncode == 0, flow.stdout + flow.stderr
+    assert "reproduces XOR" in flow.stdout
 
 
 def test_ctrl_c_stops_the_api_and_its_workers(server: Server) -> None:
