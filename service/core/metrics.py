@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .labels import Labels
+from .labels import ClassName, Labels
 from .losses import LOSSES
-from .model import Model, check_inputs, check_targets
+from .model import Model, check_targets
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -59,32 +59,34 @@ def evaluate(
     MAE, RMSE and R^2 in raw units for regression. Give `targets` or `labels`."""
     if (targets is None) == (labels is None):
         raise SpecError("targets", "give exactly one of targets or labels")
-    x = check_inputs(inputs, model.spec.n_inputs)
-    outputs = model.network_outputs(x)
+    outputs = model.network_outputs(inputs)  # checks the inputs
+    n_samples = len(outputs)
     if labels is not None:
-        if len(labels) != len(x):
-            raise SpecError("labels", f"must have one label per input row ({len(x)})")
+        if len(labels) != n_samples:
+            raise SpecError("labels", f"must have one label per input row ({n_samples})")
         # A model trained on labels predicts classes whatever its output activation (the
         # notebook's XOR network: identity and mse on 0/1 labels).
         if not model.is_classifier and model.classes is None:
             raise SpecError("labels", "the model is a regression model; give targets")
-        indices = _class_indices(model, labels)
-        n_classes = _n_classes(model)
-        encoded = _encode(indices, n_classes, model.spec.n_outputs)
-        return _classification(model, outputs, encoded, indices, n_classes, len(x))
-    t = check_targets(targets, len(x))
+        known = _known_classes(model)
+        indices = _class_indices(known, labels)
+        # Encoded for the model's output as training encodes labels.
+        encoded = Labels(known, indices).targets_for(model.spec)
+        return _classification(model, outputs, encoded, indices, len(known), n_samples)
+    t = check_targets(targets, n_samples)
     if t.shape[1] != model.spec.n_outputs:
         raise SpecError(
             "targets", f"rows must have {model.spec.n_outputs} values, got {t.shape[1]}"
         )
     if model.is_classifier and np.all((t == 0) | (t == 1)):
         indices = model.class_indices(t)
-        return _classification(model, outputs, t, indices, _n_classes(model), len(x))
+        n_classes = len(_known_classes(model))
+        return _classification(model, outputs, t, indices, n_classes, n_samples)
     scaled = t if model.preprocessing is None else model.preprocessing.transform_targets(t)
     raw = outputs if model.preprocessing is None else model.preprocessing.inverse_targets(outputs)
     errors = raw - t
     return {
-        "n_samples": len(x),
+        "n_samples": n_samples,
         "loss": _loss(model, outputs, scaled),
         "metrics": {
             "mae": mae(raw, t),
@@ -120,19 +122,15 @@ def _classification(
     }
 
 
-def _n_classes(model: Model) -> int:
+def _known_classes(model: Model) -> tuple[ClassName, ...]:
+    """The model's classes; a model without class names knows them as 0..k-1."""
     if model.classes is not None:
-        return len(model.classes)
-    return 2 if model.spec.n_outputs == 1 else model.spec.n_outputs
+        return model.classes
+    return tuple(range(2 if model.spec.n_outputs == 1 else model.spec.n_outputs))
 
 
-def _class_indices(model: Model, labels: Labels) -> np.ndarray:
-    """The labels' rows as indices into the model's classes, matched by class name."""
-    if model.classes is None:
-        # A model without class names knows its classes as 0..k-1.
-        known: tuple[object, ...] = tuple(range(_n_classes(model)))
-    else:
-        known = model.classes
+def _class_indices(known: tuple[ClassName, ...], labels: Labels) -> np.ndarray:
+    """The labels' rows as indices into the `known` classes, matched by class name."""
     position = {(type(c), c): i for i, c in enumerate(known)}
     mapping = np.empty(labels.n_classes, dtype=np.int64)
     for j, name in enumerate(labels.classes):
@@ -145,13 +143,6 @@ def _class_indices(model: Model, labels: Labels) -> np.ndarray:
         mapping[j] = position[(type(name), name)]
     indices: np.ndarray = mapping[labels.indices]
     return indices
-
-
-def _encode(indices: np.ndarray, n_classes: int, width: int) -> np.ndarray:
-    if width == 1:
-        return indices.astype(np.float64)[:, None]
-    one_hot: np.ndarray = np.eye(n_classes)[indices]
-    return one_hot
 
 
 def _loss(model: Model, outputs: np.ndarray, targets: np.ndarray) -> float:

@@ -41,7 +41,7 @@ class Model:
         outputs = self._network_outputs(inputs)
         return self.preprocessing.inverse_targets(outputs)
 
-    def network_outputs(self, inputs: np.ndarray) -> np.ndarray:
+    def network_outputs(self, inputs: object) -> np.ndarray:
         """The network's own outputs (on the scaled problem) for raw inputs."""
         return self._network_outputs(check_inputs(inputs, self.spec.n_inputs))
 
