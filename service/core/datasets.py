@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import SpecError
+from .labels import Labels, labels_from_targets
 
 Generator = Callable[[int, float, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -114,3 +115,16 @@ def generate(
         n_samples, float(noise), n_classes, np.random.default_rng(seed)
     )
     return inputs.astype(np.float64), targets.astype(np.float64)
+
+
+# Kinds whose targets are values to regress on; every other kind draws classes.
+REGRESSION_KINDS = frozenset({"sine"})
+
+
+def generate_data(
+    kind: str, n_samples: int, noise: float = 0.0, seed: int = 0, n_classes: int = 2
+) -> tuple[np.ndarray, np.ndarray | Labels]:
+    """`generate`, with a classification kind's classes as `Labels` (0 to n_classes - 1)
+    rather than encoded targets: what a generated dataset stores."""
+    inputs, targets = generate(kind, n_samples, noise, seed, n_classes)
+    return inputs, targets if kind in REGRESSION_KINDS else labels_from_targets(targets)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from service.core import SpecError
-from service.core.datasets import GENERATORS, generate
+from service.core.datasets import GENERATORS, generate, generate_data
+from service.core.labels import Labels
 
 TWO_CLASS = ["xor", "circles", "moons"]
 
@@ -220,3 +221,15 @@ def test_generated_data_is_the_documented_formula_drawn_from_the_seed(kind: str)
 
 def test_seed_defaults_to_zero() -> None:
     assert generate("moons", 20)[0].tobytes() == generate("moons", 20, seed=0)[0].tobytes()
+
+
+def test_generated_classes_come_as_labels_and_sine_as_targets() -> None:
+    inputs, labels = generate_data("spiral", 30, noise=0.1, seed=3, n_classes=3)
+    same_inputs, one_hot = generate("spiral", 30, noise=0.1, seed=3, n_classes=3)
+
+    assert isinstance(labels, Labels) and labels.classes == (0, 1, 2)
+    assert np.array_equal(inputs, same_inputs)
+    assert np.array_equal(labels.indices, one_hot.argmax(axis=1))
+    _, values = generate_data("sine", 10, seed=3)
+    assert not isinstance(values, Labels)
+    assert np.array_equal(values, generate("sine", 10, seed=3)[1])

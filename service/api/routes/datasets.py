@@ -12,17 +12,14 @@ from service.api.params import DatasetId
 from service.api.problems import problem_responses
 from service.api.schemas import TEXT_PATTERN, DatasetCreate, DatasetRead, Page, SampleRead
 from service.config import Settings
-from service.core.datasets import generate
+from service.core.datasets import generate_data
 from service.core.errors import SpecError
-from service.core.labels import Labels, labels_from_targets
+from service.core.labels import Labels
 from service.db import datasets as queries
 from service.errors import Invalid
 from service.tabular import TooManyRows, read_csv
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-# Generators whose targets are values, not classes: their datasets are for regression.
-REGRESSION_GENERATORS = frozenset({"sine"})
 
 # Links: where a response's ids lead, for the docs and the stateful fuzz test.
 CREATED = {"dataset_id": "$response.body#/id"}
@@ -86,13 +83,13 @@ def create_dataset(body: DatasetCreate, session: SessionDep, settings: SettingsD
     if body.generator is not None:
         spec = body.generator
         _check_limits(settings, spec.n_samples, 2, spec.n_classes)
-        inputs, generated = generate(
+        inputs, generated = generate_data(
             spec.kind, spec.n_samples, spec.noise, spec.seed, spec.n_classes
         )
-        if spec.kind in REGRESSION_GENERATORS:
-            targets = generated
+        if isinstance(generated, Labels):
+            labels = generated
         else:
-            labels = labels_from_targets(generated)
+            targets = generated
         source: dict[str, Any] = {"kind": "generator", "generator": spec.model_dump()}
     elif body.labels is not None:
         _check_limits(settings, len(body.inputs), len(body.inputs[0]), 1)
