@@ -66,7 +66,7 @@ def evaluate(
             raise SpecError("labels", f"must have one label per input row ({n_samples})")
         # A model trained on labels predicts classes whatever its output activation (the
         # notebook's XOR network: identity and mse on 0/1 labels).
-        if not model.is_classifier and model.classes is None:
+        if model.task == "regression":
             raise SpecError("labels", "the model is a regression model; give targets")
         known = _known_classes(model)
         indices = _class_indices(known, labels)

@@ -55,6 +55,12 @@ class Model:
         return self.spec.output_activation in ("sigmoid", "softmax")
 
     @property
+    def task(self) -> str:
+        """`classification` for a model that picks classes (a sigmoid or softmax output, or
+        any output trained on class labels), else `regression`."""
+        return "classification" if self.is_classifier or self.classes is not None else "regression"
+
+    @property
     def loss_name(self) -> str:
         """The training loss, or the usual one for the output activation when unknown."""
         return self.loss or DEFAULT_LOSSES[self.spec.output_activation]

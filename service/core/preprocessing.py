@@ -78,12 +78,16 @@ class Preprocessing:
     def inverse_targets(self, z: np.ndarray) -> np.ndarray:
         return z if self.targets is None else self.targets.inverse(z)
 
+    def kinds(self) -> dict[str, str]:
+        """The scaling of each side, as the spec names it: `{"inputs": ..., "targets": ...}`."""
+        sides = {"inputs": self.inputs, "targets": self.targets}
+        return {side: "none" if scaler is None else scaler.kind for side, scaler in sides.items()}
+
     def to_blob(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON metadata and named arrays for a model or checkpoint archive."""
-        meta: dict[str, Any] = {}
+        meta: dict[str, Any] = self.kinds()
         arrays: dict[str, np.ndarray] = {}
         for part, scaler in (("inputs", self.inputs), ("targets", self.targets)):
-            meta[part] = "none" if scaler is None else scaler.kind
             if scaler is not None:
                 arrays[f"preprocessing.{part}.shift"] = scaler.shift
                 arrays[f"preprocessing.{part}.scale"] = scaler.scale

@@ -109,22 +109,13 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
         "job_id": version.job_id,
         "epoch": version.epoch,
         "network": model.spec.to_dict(),
-        "task": "classification"
-        if model.is_classifier or model.classes is not None
-        else "regression",
+        "task": model.task,
         "classes": None if model.classes is None else list(model.classes),
-        "preprocessing": _preprocessing_kinds(model),
+        # None for a model stored before models carried any.
+        "preprocessing": None if model.preprocessing is None else model.preprocessing.kinds(),
         "feature_names": None if model.feature_names is None else list(model.feature_names),
         "created_at": version.created_at,
     }
-
-
-def _preprocessing_kinds(model: Model) -> dict[str, str] | None:
-    """The scaling per side, or None for a model stored before models carried any."""
-    if model.preprocessing is None:
-        return None
-    sides = {"inputs": model.preprocessing.inputs, "targets": model.preprocessing.targets}
-    return {side: "none" if scaler is None else scaler.kind for side, scaler in sides.items()}
 
 
 @router.get(
