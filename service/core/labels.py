@@ -64,10 +64,6 @@ class Labels:
         """Rows per class, in `classes` order."""
         return [int(c) for c in np.bincount(self.indices, minlength=self.n_classes)]
 
-    def values(self) -> list[ClassName]:
-        """The label of each row, as given."""
-        return [self.classes[i] for i in self.indices]
-
     def targets_for(self, network: NetworkSpec) -> np.ndarray:
         """Float targets `(n, width)` for the network's output: one-hot when it has one unit
         per class, a 0/1 column (1 for `classes[1]`) for two classes and one unit."""
@@ -76,6 +72,15 @@ class Labels:
             return self.indices.astype(np.float64)[:, None]
         one_hot: np.ndarray = np.eye(self.n_classes)[self.indices]
         return one_hot
+
+
+def class_indices(encoded: np.ndarray) -> np.ndarray:
+    """Class numbers `(n,)` of encoded labels or of a classifier's outputs `(n, width)`:
+    p >= 0.5 for one 0/1 column, argmax for one column per class."""
+    if encoded.shape[1] == 1:
+        return (encoded[:, 0] >= 0.5).astype(np.int64)
+    indices: np.ndarray = encoded.argmax(axis=1)
+    return indices
 
 
 def check_labels_fit(network: NetworkSpec, n_classes: int) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .labels import ClassName, Labels
+from .labels import ClassName, Labels, class_indices
 from .losses import LOSSES
 from .model import Model, check_targets
 
@@ -79,7 +79,7 @@ def evaluate(
             "targets", f"rows must have {model.spec.n_outputs} values, got {t.shape[1]}"
         )
     if model.is_classifier and np.all((t == 0) | (t == 1)):
-        indices = model.class_indices(t)
+        indices = class_indices(t)
         n_classes = len(_known_classes(model))
         return _classification(model, outputs, t, indices, n_classes, n_samples)
     scaled = t if model.preprocessing is None else model.preprocessing.transform_targets(t)
@@ -105,7 +105,7 @@ def _classification(
     n_classes: int,
     n_samples: int,
 ) -> dict[str, Any]:
-    predicted = model.class_indices(outputs)
+    predicted = class_indices(outputs)
     matrix = confusion_matrix(indices, predicted, n_classes)
     precision, recall, f1 = macro_scores(matrix)
     classes = list(model.classes) if model.classes is not None else list(range(n_classes))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .labels import ClassName
+from .labels import ClassName, class_indices
 from .losses import LOSSES
 from .network import Parameters, predict
 from .preprocessing import Preprocessing
@@ -65,20 +65,12 @@ class Model:
         """The training loss, or the usual one for the output activation when unknown."""
         return self.loss or DEFAULT_LOSSES[self.spec.output_activation]
 
-    def class_indices(self, outputs: np.ndarray) -> np.ndarray:
-        """Class numbers `(n,)`: argmax for softmax, p >= 0.5 for a width-1 sigmoid."""
-        if outputs.shape[1] == 1:
-            indices: np.ndarray = (outputs[:, 0] >= 0.5).astype(np.int64)
-        else:
-            indices = outputs.argmax(axis=1)
-        return indices
-
     def labels(self, outputs: np.ndarray) -> Any:
         """Class labels from classifier outputs. With `classes`, the class name of each row
         (a list, types as given); without, integers `(n, 1)` as before: argmax for softmax,
         p >= 0.5 for each sigmoid output."""
         if self.classes is not None:
-            return [self.classes[i] for i in self.class_indices(outputs)]
+            return [self.classes[i] for i in class_indices(outputs)]
         if self.spec.output_activation == "softmax":
             labels: np.ndarray = outputs.argmax(axis=1)[:, None]
         else:

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import SpecError
-from .labels import ClassName, check_labelled_run
+from .labels import ClassName, check_labelled_run, class_indices
 from .metrics import confusion_matrix, macro_scores, mae, r2
 from .model import Model, check_inputs, check_targets
 from .network import Backprop, Parameters, Workspace, predict, with_ones
@@ -106,14 +106,6 @@ def class_labels(targets: np.ndarray, output_activation: str) -> np.ndarray | No
         return None
     classes: np.ndarray = np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
     return classes
-
-
-def class_indices(targets: np.ndarray) -> np.ndarray:
-    """Class numbers `(n,)` of encoded labels: a 0/1 column or one-hot rows."""
-    if targets.shape[1] == 1:
-        return (targets[:, 0] >= 0.5).astype(np.int64)
-    indices: np.ndarray = targets.argmax(axis=1)
-    return indices
 
 
 def stratified_take(order: np.ndarray, classes: np.ndarray, n_take: int) -> np.ndarray:

@@ -189,7 +189,8 @@ def test_model_answers_with_class_names_of_their_own_type(values: list[Any], wid
     assert model.classes == labels.classes
     assert all(type(name) is type(values[0]) for name in names)
     assert set(names) <= set(values)
-    assert np.mean([a == b for a, b in zip(names, labels.values(), strict=True)]) > 0.9
+    # The rows' own labels, as given.
+    assert np.mean([a == b for a, b in zip(names, values * 20, strict=True)]) > 0.9
     assert probabilities.shape == (60, len(labels.classes))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1)
     assert names == [model.classes[i] for i in probabilities.argmax(axis=1)]
