@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +25,7 @@ from service.db.base import Base, UTCDateTime, new_id, utc_now
 
 ID_LENGTH = 32
 NAME_LENGTH = 200
+EMPTY_TAGS = text("'{}'")
 
 
 class JobStatus(enum.StrEnum):
@@ -108,6 +110,16 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Columns added by migration 0004.
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=EMPTY_TAGS)
+    # A copy of the model blob a warm start begins from: the job does not depend on that
+    # model version staying registered.
+    initial_weights: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The job a retry copied. Not a foreign key: that job may be deleted.
+    retry_of: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # The epoch whose weights the final model holds (the best epoch after early stopping).
+    weights_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
 class HistoryRow(Base):
@@ -153,10 +165,19 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=EMPTY_TAGS)
+
+
+class VersionSource(enum.StrEnum):
+    """Where a model version's weights came from."""
+
+    JOB = "job"
+    UPLOAD = "upload"
 
 
 class ModelVersionRow(Base):
-    """One registered version of a model: the weights of a job at a snapshot epoch."""
+    """One registered version of a model: the weights of a job at one epoch, or of an
+    uploaded model file (no job, no epoch)."""
 
     __tablename__ = "model_versions"
 
@@ -168,9 +189,16 @@ class ModelVersionRow(Base):
     job_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), index=True
     )
-    epoch: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int | None] = mapped_column(Integer)
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # Columns added by migration 0004.
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=EMPTY_TAGS)
+    # The history row of the epoch whose weights the version holds (loss, val_loss and
+    # the metrics); None for an uploaded model.
+    metrics: Mapped[dict[str, float | None] | None] = mapped_column(JSON(none_as_null=True))
+    source: Mapped[str] = mapped_column(String(16), default=VersionSource.JOB, server_default="job")
 
 
 class ModelAliasRow(Base):
