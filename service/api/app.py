@@ -11,6 +11,7 @@ from service.api import auth, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache, ModelResolver
+from service.api.protocols import inference_v2, mlflow
 from service.api.responses import JSONResponse
 from service.api.routes import datasets, events, jobs, metrics, models, probes, trace
 from service.api.telemetry import RequestTelemetry
@@ -99,10 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     # Routes are matched in order: the prediction routes, the hot path, come first.
     dependencies, responses = auth.documentation(settings.api_keys)
-    for module in (models, jobs, events, trace, datasets):
+    for module in (models, mlflow, jobs, events, trace, datasets):
         app.include_router(module.router, dependencies=dependencies, responses=responses)
+    v2_dependencies, v2_responses = auth.documentation(settings.api_keys, inference_v2.KEY_ERRORS)
+    app.include_router(inference_v2.router, dependencies=v2_dependencies, responses=v2_responses)
     for module in (probes, metrics):
         app.include_router(module.router)
+    app.include_router(inference_v2.health_router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

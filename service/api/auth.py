@@ -1,5 +1,6 @@
 """API keys: with `BACKPROP_API_KEYS` set, every request but the probes' and the docs'
-needs `Authorization: Bearer KEY`, and keys configured as `KEY:read` may only read.
+needs `Authorization: Bearer KEY`, and keys configured as `KEY:read` may only read: GET and
+HEAD, and the POST routes that compute an answer and change nothing (`READ_ONLY_POSTS`).
 
 The keys are checked by a middleware, before the request body is read: an unknown client
 cannot make the service buffer, parse or spool a body. The routers declare the scheme
@@ -8,25 +9,56 @@ with a dependency only so that the OpenAPI schema and the docs page ("Authorize"
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPBearer
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.problems import problem, problem_responses
+# Registers the `{job_id:id}` convertor the templates below use, as the routes do.
+from service.api import params  # noqa: F401
+from service.api.problems import answer, problem_responses, request_path
 from service.config import ApiKey
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# Open with keys configured, besides the docs: what probes and scrapers call.
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# POST routes a `KEY:read` key may call: predictions and evaluations, which read a stored
+# model and change nothing. Named by the routes' own templates and matched as the router
+# matches them (a whole path, `{name}` one segment), so no path that merely starts like one
+# of these (`/v1/models/x/predict/../jobs`) passes for it; no other POST route's template
+# matches the same paths (tests/api/test_auth.py checks it against the schema).
+READ_ONLY_POSTS = (
+    "/v1/models/{name}/predict",
+    "/v1/models/{name}/evaluate",
+    "/v1/models/{name}/invocations",
+    "/v1/jobs/{job_id:id}/predict",
+    "/v1/jobs/{job_id:id}/evaluate",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+)
+READ_ONLY_PATHS = tuple(compile_path(template)[0] for template in READ_ONLY_POSTS)
+
+
+def is_read_only_post(path: str) -> bool:
+    """Whether a POST to `path` reaches one of READ_ONLY_POSTS."""
+    return any(pattern.fullmatch(path) for pattern in READ_ONLY_PATHS)
+
+
+# Open with keys configured, besides the docs: what probes and scrapers call (the Open
+# Inference Protocol's health routes are its probes).
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
 REALM = 'Bearer realm="backprop"'
 
 bearer = HTTPBearer(
     auto_error=False,
     description="An API key from `BACKPROP_API_KEYS`, needed when the service has any. "
-    "Keys configured as `KEY:read` may only send GET and HEAD requests.",
+    "A key configured as `KEY` may call every operation. A key configured as `KEY:read` "
+    "may send GET and HEAD requests, and POST only to the operations that change nothing: "
+    "`predict_model`, `evaluate_model`, `invoke_model` (MLflow), `predict_job`, "
+    "`evaluate_job`, `infer_model` and `infer_model_version` (Open Inference v2); any "
+    "other request with it is a 403.",
 )
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
@@ -38,12 +70,13 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def documentation(
-    keys: tuple[ApiKey, ...],
+    keys: tuple[ApiKey, ...], responses: dict[int | str, dict[str, Any]] | None = None
 ) -> tuple[list[DependsParam], dict[int | str, dict[str, Any]]]:
     """`include_router`'s dependencies and responses for a router behind the keys: the
-    scheme and its 401/403 answers in each operation's docs; nothing for an open service,
+    scheme and its 401/403 answers in each operation's docs (`responses`, for a router
+    whose protocol writes them otherwise than problem+json); nothing for an open service,
     whose schema then does not claim a key is needed."""
-    return ([Depends(bearer)], RESPONSES) if keys else ([], {})
+    return ([Depends(bearer)], RESPONSES if responses is None else responses) if keys else ([], {})
 
 
 class Refusal(Exception):
@@ -64,8 +97,15 @@ def key_scope(keys: tuple[ApiKey, ...], key: bytes) -> str | None:
     return "read" if scopes else None
 
 
-def authorize(keys: tuple[ApiKey, ...], method: str, authorization: list[bytes]) -> None:
-    """Raise a Refusal unless the `Authorization` header values grant `method`."""
+def authorize(
+    keys: tuple[ApiKey, ...],
+    method: str,
+    authorization: list[bytes],
+    read_only: Callable[[], bool] = lambda: False,
+) -> None:
+    """Raise a Refusal unless the `Authorization` header values grant `method`.
+    `read_only()` says whether the request's route changes nothing although its method is
+    not GET or HEAD; it is asked only about read-only keys' requests."""
     if not authorization:
         raise Refusal(
             401, "this service needs an API key: send `Authorization: Bearer <key>`", REALM
@@ -78,11 +118,11 @@ def authorize(keys: tuple[ApiKey, ...], method: str, authorization: list[bytes])
     scope = key_scope(keys, key)
     if scope is None:
         raise Refusal(401, "the API key is not valid", invalid)
-    if scope == "read" and method not in READ_METHODS:
+    if scope == "read" and method not in READ_METHODS and not read_only():
         raise Refusal(
             403,
-            f"this API key may only read (GET, HEAD); {method} needs a key configured "
-            "without `:read`",
+            f"this API key may only read (GET, HEAD, and POST to predict, evaluate, "
+            f"invocations and infer); this {method} needs a key configured without `:read`",
             f'{REALM}, error="insufficient_scope"',
         )
 
@@ -98,15 +138,20 @@ class ApiKeyAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Compared with the path the router matches: behind a proxy's root_path too.
-        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+        path = request_path(scope)
         if scope["type"] != "http" or not self.keys or path in self.open_paths:
             await self.app(scope, receive, send)
             return
         authorization = [value for name, value in scope["headers"] if name == b"authorization"]
         try:
-            authorize(self.keys, scope["method"], authorization)
+            authorize(
+                self.keys,
+                scope["method"],
+                authorization,
+                lambda: scope["method"] == "POST" and is_read_only_post(path),
+            )
         except Refusal as refusal:
-            response = problem(refusal.status, refusal.detail)
+            response = answer(path, refusal.status, refusal.detail)
             response.headers["WWW-Authenticate"] = refusal.challenge
             # The body, if any, stays unread: the connection cannot be reused.
             response.headers["Connection"] = "close"

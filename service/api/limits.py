@@ -4,7 +4,7 @@ work and answer size of a prediction."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.problems import domain_problem
+from service.api.problems import domain_problem, request_path
 from service.config import Settings
 from service.core import NetworkSpec
 from service.errors import Invalid, TooLarge
@@ -116,7 +116,7 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = self._too_large(scope)
         # Sent from outside the exception handlers: the problem they write for the error.
-        response = domain_problem(error)
+        response = domain_problem(error, request_path(scope))
         # Tell the client we will not read the rest of its body.
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api.problems import PROBLEM_JSON
+from service.api.problems import PROBLEM_JSON, is_inference_v2
 
 NULL = {"type": "null"}
 COMPONENTS = "#/components/schemas/"
@@ -38,11 +38,16 @@ def install(app: FastAPI) -> None:
         # FastAPI's schema, cached until routes change; the corrections are idempotent.
         schema = generate()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path, operations in schema.get("paths", {}).items():
+            if is_inference_v2(path):
+                _no_validation_error(operations)
         for operation in _operations(schema):
             _problems_as_problem_json(operation)
             _optional_parameters_not_null(operation)
             _request_body_as_component(operation, components)
         _components_named_by_title(schema, components)
+        # Renaming rebuilt the components: look them up again.
+        _unreferenced_validation_error_dropped(schema, schema["components"]["schemas"])
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -51,6 +56,27 @@ def install(app: FastAPI) -> None:
 def _operations(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for operations in schema.get("paths", {}).values():
         yield from operations.values()
+
+
+def _no_validation_error(operations: dict[str, Any]) -> None:
+    """The Open Inference Protocol's routes answer invalid requests 400 `{"error"}`, which
+    they declare; FastAPI adds its default 422 to every route with parameters."""
+    for operation in operations.values():
+        response = operation.get("responses", {}).get("422", {})
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        if schema.get("$ref") == f"{COMPONENTS}HTTPValidationError":
+            del operation["responses"]["422"]
+
+
+def _unreferenced_validation_error_dropped(
+    schema: dict[str, Any], components: dict[str, Any]
+) -> None:
+    """FastAPI's validation-error schemas, once no operation refers to them."""
+    document = str(schema.get("paths", {}))
+    if f"{COMPONENTS}HTTPValidationError" not in document:
+        components.pop("HTTPValidationError", None)
+        if f"{COMPONENTS}ValidationError" not in str(components):
+            components.pop("ValidationError", None)
 
 
 def _problems_as_problem_json(operation: dict[str, Any]) -> None:

@@ -1,15 +1,24 @@
-"""One place that turns errors into `application/problem+json` responses."""
+"""One place that turns errors into responses: `application/problem+json`, in the
+language of the protocol a route speaks where it speaks another (`answer`).
+
+The Open Inference Protocol's routes (`/v2/...`) answer `{"error": "..."}` as that
+protocol says, with 400 for a request the service refuses as invalid (422 elsewhere); its
+clients (tritonclient, kserve) read the `error` member and nothing else. MLflow's scoring
+route (`/v1/models/{name}/invocations`) answers problem+json with MLflow's own members,
+`error_code` and `message`, beside ours: MLflow's clients and tools read those.
+"""
 
 import logging
 import re
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from service.api.responses import ProblemResponse
+from service.api.responses import JSONResponse, ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
 from service.errors import DomainError, FieldError
@@ -35,6 +44,17 @@ TITLES = {
 }
 
 
+# MLflow's names (its `databricks_pb2.ErrorCode`) for our statuses.
+MLFLOW_ERROR_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+}
+MLFLOW_INVOCATIONS = re.compile(r"/v1/models/[^/]+/invocations")
+
+
 def problem(status: int, detail: str, errors: list[FieldError] | None = None) -> ProblemResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -45,6 +65,34 @@ def problem(status: int, detail: str, errors: list[FieldError] | None = None) ->
     if errors is not None:
         body["errors"] = errors
     return ProblemResponse(body, status_code=status)
+
+
+def is_inference_v2(path: str) -> bool:
+    """Whether `path` is the Open Inference Protocol's (`/v2` and below)."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def answer(
+    path: str, status: int, detail: str, errors: list[FieldError] | None = None
+) -> JSONResponse:
+    """The error response for a request to `path`, in its protocol's language (see the
+    module's docstring); problem+json everywhere else."""
+    if is_inference_v2(path):
+        return JSONResponse({"error": detail}, status_code=400 if status == 422 else status)
+    response = problem(status, detail, errors)
+    if MLFLOW_INVOCATIONS.fullmatch(path):
+        code = MLFLOW_ERROR_CODES.get(status, "BAD_REQUEST")
+        response = ProblemResponse(
+            {**orjson.loads(response.body), "error_code": code, "message": detail},
+            status_code=status,
+        )
+    return response
+
+
+def request_path(scope: Any) -> str:
+    """The path the router matches: without a proxy's root_path."""
+    path: str = scope.get("path", "")
+    return path.removeprefix(scope.get("root_path", ""))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -71,15 +119,16 @@ def spec_error_location(field: str, root: str = "body") -> list[str | int]:
     ]
 
 
-def spec_error_problem(error: SpecError, root: str = "body") -> ProblemResponse:
-    return problem(
+def spec_error_problem(error: SpecError, root: str = "body", path: str = "") -> JSONResponse:
+    return answer(
+        path,
         422,
         str(error),
         [{"loc": spec_error_location(error.field, root), "msg": error.message}],
     )
 
 
-def _validation_problem(request: Request, error: Exception) -> ProblemResponse:
+def _validation_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors: list[FieldError] = [
         {"loc": [p if isinstance(p, int) else str(p) for p in item["loc"]], "msg": item["msg"]}
@@ -90,22 +139,22 @@ def _validation_problem(request: Request, error: Exception) -> ProblemResponse:
         first["loc"][0] if first["loc"] else ""
     )
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return problem(422, f"{where}: {first['msg']}{more}", errors)
+    return answer(request_path(request.scope), 422, f"{where}: {first['msg']}{more}", errors)
 
 
-def domain_problem(error: DomainError) -> ProblemResponse:
-    """The problem+json answer to a domain error, wherever it is raised."""
-    return problem(error.status, error.detail, error.errors)
+def domain_problem(error: DomainError, path: str = "") -> JSONResponse:
+    """The answer to a domain error, wherever it is raised, for a request to `path`."""
+    return answer(path, error.status, error.detail, error.errors)
 
 
-def _domain_problem(request: Request, error: Exception) -> ProblemResponse:
+def _domain_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
-    return domain_problem(error)
+    return domain_problem(error, request_path(request.scope))
 
 
-def _spec_problem(request: Request, error: Exception) -> ProblemResponse:
+def _spec_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, SpecError)
-    return spec_error_problem(error)
+    return spec_error_problem(error, path=request_path(request.scope))
 
 
 def _documented_methods(request: Request) -> list[str]:
@@ -121,9 +170,9 @@ def _documented_methods(request: Request) -> list[str]:
     return sorted({m.upper() for n, operations in matching if n == fewest for m in operations})
 
 
-def _http_problem(request: Request, error: Exception) -> ProblemResponse:
+def _http_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
-    response = problem(error.status_code, str(error.detail))
+    response = answer(request_path(request.scope), error.status_code, str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
     methods = _documented_methods(request) if error.status_code == 405 else []
@@ -134,7 +183,7 @@ def _http_problem(request: Request, error: Exception) -> ProblemResponse:
     return response
 
 
-def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
+def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
     log_event(
         log,
         "request.unhandled_error",
@@ -143,7 +192,11 @@ def _unexpected_problem(request: Request, error: Exception) -> ProblemResponse:
         method=request.method,
         path=request.url.path,
     )
-    response = problem(500, "the service failed to handle this request; it has been logged")
+    response = answer(
+        request_path(request.scope),
+        500,
+        "the service failed to handle this request; it has been logged",
+    )
     # Sent from outside RequestTelemetry, which left the request id bound for this.
     request_id = context_value("request_id")
     if isinstance(request_id, str):

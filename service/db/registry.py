@@ -120,3 +120,11 @@ def delete_alias(session: Session, name: str, alias: str) -> None:
         raise NotFound(f"model {name} has no alias {alias}")
     session.delete(row)
     session.flush()
+
+
+def version_numbers(session: Session, name: str) -> list[int]:
+    """Every version number of `name`, oldest first (the Open Inference Protocol's model
+    metadata lists them)."""
+    get_model(session, name)
+    query = select(ModelVersionRow.version).where(ModelVersionRow.model_name == name)
+    return list(session.scalars(query.order_by(ModelVersionRow.version)))

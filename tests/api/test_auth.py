@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from starlette.routing import compile_path
 
 from service.api.app import create_app
+from service.api.auth import is_read_only_post
 from service.config import Settings
 from tests.api.test_bad_input import assert_problem
 
@@ -95,11 +97,23 @@ def test_every_v1_operation_admits_a_valid_key(keyed: TestClient) -> None:
         assert response.status_code < 500, f"{method} {path}: {response.text}"
 
 
+# The POST routes that change nothing, which a read-only key may call.
+READ_ONLY_POSTS = {
+    "predict_model",
+    "evaluate_model",
+    "invoke_model",
+    "predict_job",
+    "evaluate_job",
+    "infer_model",
+    "infer_model_version",
+}
+
+
 def test_a_read_only_key_reads_and_is_forbidden_to_write(keyed: TestClient) -> None:
     writes = 0
-    for method, path, _ in v1_operations(keyed):
+    for method, path, operation in v1_operations(keyed):
         response = keyed.request(method, path, headers=bearer(READ_KEY))
-        if method in WRITE_METHODS:
+        if method in WRITE_METHODS and operation["operationId"] not in READ_ONLY_POSTS:
             writes += 1
             assert_problem(response, 403)
             assert "insufficient_scope" in response.headers["www-authenticate"]
@@ -203,3 +217,69 @@ def test_a_malformed_key_list_is_refused_without_echoing_it() -> None:
 
     assert "BACKPROP_API_KEYS" in str(error.value)
     assert KEY not in str(error.value)
+
+
+def test_a_read_only_key_may_predict_evaluate_invoke_and_infer(keyed: TestClient) -> None:
+    schema = openapi(keyed)
+    allowed = [
+        (path.format(**PATH_VALUES), operation["operationId"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if operation["operationId"] in READ_ONLY_POSTS
+    ]
+    assert {operation for _, operation in allowed} == READ_ONLY_POSTS
+
+    for path, operation in allowed:
+        response = keyed.post(path, headers=bearer(READ_KEY), json={})
+        # Past the key: the model or job does not exist, or the body is incomplete.
+        assert response.status_code in (400, 404, 422), f"{operation}: {response.text}"
+    for method, path in (
+        ("POST", "/v1/jobs"),
+        ("PUT", "/v1/models/xor-net/aliases/production"),
+        ("DELETE", "/v1/models/xor-net/aliases/production"),
+        ("POST", "/v1/datasets"),
+    ):
+        assert_problem(keyed.request(method, path, headers=bearer(READ_KEY), json={}), 403)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/xor-net/predict/../../../jobs",
+        "/v1/models/xor-net/predict/",
+        "/v1/models/xor-net/predictx",
+        "/v1/models/a/b/predict",
+        "/v1/jobs/not-an-id/predict",
+        "/v2/models/xor-net/infer/x",
+        "/v1/models/xor-net/predict%2F..%2F..%2Fjobs",
+    ],
+)
+def test_paths_that_only_look_like_a_read_only_post_are_refused(
+    keyed: TestClient, path: str
+) -> None:
+    response = keyed.post(path, headers=bearer(READ_KEY), json={})
+
+    assert response.status_code == 403, response.text
+
+
+def test_no_other_post_route_matches_a_read_only_posts_paths(keyed: TestClient) -> None:
+    """The middleware matches the read-only routes' templates alone: no other POST route
+    may match the same paths, or a read key would reach it."""
+    schema = openapi(keyed)
+    posts = {
+        path: operation["operationId"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method == "post"
+    }
+    for path, operation_id in posts.items():
+        concrete = path.format(**PATH_VALUES)
+        if operation_id not in READ_ONLY_POSTS:
+            assert not is_read_only_post(concrete), path
+        else:
+            others = [
+                p
+                for p, o in posts.items()
+                if o != operation_id and compile_path(p)[0].fullmatch(concrete)
+            ]
+            assert others == [], path

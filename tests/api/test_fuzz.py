@@ -112,6 +112,18 @@ CROSS_FIELD_422 = {
     "POST /v1/models/{name}/predict": PREDICTION_ROWS,
     "POST /v1/jobs/{job_id}/evaluate": EVALUATION_DATA,
     "POST /v1/models/{name}/evaluate": EVALUATION_DATA,
+    "POST /v1/models/{name}/invocations": "exactly one of dataframe_split, dataframe_records, "
+    "instances and inputs; " + PREDICTION_ROWS + "; named columns must be the model's "
+    "feature names; version or alias, not both; params.output must fit the model",
+}
+# The Open Inference Protocol answers such requests 400, as it says (`{"error"}`).
+V2_INFER = (
+    "the input tensor must be `input`, FP32 or FP64, [rows, n_inputs] as wide as the model's "
+    "input, with as many values as its shape; requested outputs must be the model's"
+)
+CROSS_FIELD_400 = {
+    "POST /v2/models/{name}/infer": V2_INFER,
+    "POST /v2/models/{name}/versions/{version}/infer": V2_INFER,
 }
 # Every check schemathesis has but the timed one, by the name its config gives it.
 CHECKS = [
@@ -133,7 +145,12 @@ CHECKS = [
 ACCEPTED = ["2xx", "401", "403", "404", "409", "422", "429"]
 # A prediction runs a model only for rows as wide as its input (one value or two for the
 # seeded models): these get more examples than the others.
-PREDICTIONS = ["POST /v1/jobs/{job_id}/predict", "POST /v1/models/{name}/predict"]
+PREDICTIONS = [
+    "POST /v1/jobs/{job_id}/predict",
+    "POST /v1/models/{name}/predict",
+    "POST /v1/models/{name}/invocations",
+    *CROSS_FIELD_400,
+]
 
 # Half the time a path (or body) parameter is one of these instead of a generated value,
 # so the fuzzer reaches real datasets, jobs, snapshots and models, not only 404s.
@@ -175,6 +192,13 @@ CONFIG = schemathesis.Config.from_dict(
                 "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
             }
             for name in CROSS_FIELD_422
+        ]
+        + [
+            {
+                "include-name": name,
+                "checks": {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "400"]}},
+            }
+            for name in CROSS_FIELD_400
         ]
         + [
             {"include-name": name, "generation": {"max-examples": 4 * EXAMPLES}}
@@ -290,6 +314,6 @@ def test_every_check_runs_and_only_the_listed_operations_are_relaxed() -> None:
         checks = schema.config.checks_config_for(operation=operation)
         disabled = [name for name in CHECKS if not getattr(checks, name).enabled]
         assert not disabled, f"{operation.label}: {disabled} disabled"
-        if "422" in checks.positive_data_acceptance.expected_statuses:
+        if {"400", "422"} & set(checks.positive_data_acceptance.expected_statuses):
             relaxed.append(operation.label)
-    assert sorted(relaxed) == sorted(CROSS_FIELD_422)
+    assert sorted(relaxed) == sorted([*CROSS_FIELD_422, *CROSS_FIELD_400])
