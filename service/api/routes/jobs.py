@@ -235,7 +235,7 @@ def get_job(job_id: JobId, session: ReadSessionDep) -> Any:
 @router.patch(
     "/{job_id:id}",
     response_model=JobRead,
-    responses={200: {"links": JOB_LINKS}, **problem_responses(404, 422)},
+    responses={200: {"links": JOB_LINKS}, **problem_responses(400, 404, 422)},
     summary="Edit a job's description and tags",
     description="In any state. `tags` merge into the job's (a key set to null is removed); "
     "see `MetadataPatch`.",

@@ -179,7 +179,7 @@ def get_version(
 @router.patch(
     "/{name}",
     response_model=ModelRead,
-    responses={200: {"links": MODEL_LINKS}, **problem_responses(404, 422)},
+    responses={200: {"links": MODEL_LINKS}, **problem_responses(400, 404, 422)},
     summary="Edit a model's description and tags",
     description="`tags` merge into the model's (a key set to null is removed); see "
     "`MetadataPatch`.",
@@ -218,7 +218,7 @@ def delete_model(
     "/{name}/versions/{version}",
     operation_id="update_model_version",
     response_model=ModelVersionRead,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(400, 404, 422),
     summary="Edit a version's description and tags",
     description="Its weights never change. `tags` merge into the version's (a key set to "
     "null is removed); see `MetadataPatch`.",

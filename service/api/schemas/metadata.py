@@ -61,16 +61,16 @@ TagsPatch = Annotated[
 
 class MetadataPatch(Input):
     """What `PATCH` changes on a job, a model or a model version; fields left out stay as
-    they are. `description` replaces the old one (null clears it). `tags` is a JSON merge
-    patch (RFC 7386): a key set to a string is set, a key set to null is removed, keys
-    left out stay, and `"tags": null` removes every tag. At most 50 tags may remain
-    afterwards (422 naming `tags` otherwise)."""
+    they are. `description` replaces the old one (null clears it).
+    `tags` is a JSON merge patch (RFC 7386): a key set to a string is set, a key set to
+    null is removed, keys left out stay, and `"tags": null` removes every tag. At most 50
+    tags may remain afterwards (422 naming `tags` otherwise)."""
 
     model_config = ConfigDict(
         json_schema_extra={
+            # No example removes a tag: the OpenAPI document leaves nulls out of examples.
             "examples": [
                 {"description": "Best run of the sweep", "tags": {"stage": "production"}},
-                {"tags": {"stage": None}},
             ]
         }
     )
