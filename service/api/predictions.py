@@ -41,6 +41,9 @@ class ModelCache:
         self._models: OrderedDict[Hashable, Model] = OrderedDict()
         self._resolved: dict[Hashable, tuple[float, int]] = {}
         self._refreshing: set[Hashable] = set()
+        # Per model name, how many times its versions were dropped: a load that began
+        # before a drop does not cache what it read (see `generation`).
+        self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Model | None:
@@ -50,15 +53,30 @@ class ModelCache:
                 self._models.move_to_end(key)
             return model
 
-    def load(self, key: Hashable, fetch: Callable[[], bytes]) -> Model:
-        """The cached model, or the one `fetch()`'s bytes hold, cached from now on."""
+    def generation(self, name: str) -> int:
+        """A number that changes whenever a version of model `name` is dropped. Take it
+        before reading the database and pass it to `load` and `remember`: what a read
+        found before a delete committed is then answered once, never cached."""
+        with self._lock:
+            return self._generations.get(name, 0)
+
+    def load(
+        self,
+        key: Hashable,
+        fetch: Callable[[], bytes],
+        model_name: str | None = None,
+        generation: int = 0,
+    ) -> Model:
+        """The cached model, or the one `fetch()`'s bytes hold, cached from now on (for a
+        model version: unless a version of `model_name` was dropped since `generation`)."""
         model = self.get(key)
         if model is None:
             model = Model.from_bytes(fetch())
             with self._lock:
-                self._models[key] = model
-                while len(self._models) > self.size:
-                    self._models.popitem(last=False)
+                if model_name is None or self._generations.get(model_name, 0) == generation:
+                    self._models[key] = model
+                    while len(self._models) > self.size:
+                        self._models.popitem(last=False)
         return model
 
     def recall(self, key: Hashable) -> tuple[int, bool] | None:
@@ -82,15 +100,50 @@ class ModelCache:
             self._refreshing.add(key)
             return True
 
-    def remember(self, key: Hashable, version: int) -> None:
+    def remember(self, name: str, alias: str | None, version: int, generation: int) -> None:
+        """Trust that `alias` (None: the latest) of `name` is `version`, unless a version
+        of `name` was dropped since `generation`."""
+        key = (name, alias)
         with self._lock:
-            self._resolved[key] = (time.monotonic(), version)
+            if self._generations.get(name, 0) == generation:
+                self._resolved[key] = (time.monotonic(), version)
             self._refreshing.discard(key)
 
     def forget(self, name: str, alias: str | None) -> None:
         with self._lock:
             self._resolved.pop((name, alias), None)
             self._refreshing.discard((name, alias))
+
+    def drop_version(self, name: str, version: int) -> None:
+        """Forget a deleted version: its model, and the "latest" or alias answers that
+        named it. Call it after the delete committed."""
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
+            self._models.pop((name, version), None)
+            self._drop_resolved(lambda key, found: key[0] == name and found == version)
+
+    def drop_model(self, name: str) -> None:
+        """Forget every version of a deleted model and what its names resolved to."""
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
+            # Versions are cached as (name, version), snapshots as ("job", job id, epoch).
+            self._drop_models(lambda key: len(key) == 2 and key[0] == name)
+            self._drop_resolved(lambda key, found: key[0] == name)
+
+    def drop_job(self, job_id: str) -> None:
+        """Forget the snapshots of a deleted job (they are looked up in the database
+        before the cache, so this only frees their memory)."""
+        with self._lock:
+            self._drop_models(lambda key: len(key) == 3 and key[:2] == ("job", job_id))
+
+    def _drop_models(self, matches: Callable[[Any], bool]) -> None:
+        for key in [key for key in self._models if isinstance(key, tuple) and matches(key)]:
+            del self._models[key]
+
+    def _drop_resolved(self, matches: Callable[[Any, int], bool]) -> None:
+        for key in [key for key, (_, found) in self._resolved.items() if matches(key, found)]:
+            del self._resolved[key]
+            self._refreshing.discard(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +194,17 @@ class ModelResolver:
         return await run_in_threadpool(self._load_snapshot, job_id, epoch)
 
     def _load(self, name: str, version: int | None, alias: str | None) -> tuple[int, Model]:
+        generation = self.cache.generation(name)
         with self.sessions() as session:
             found = registry.resolve_version(session, name, version, alias)
-            if version is None:
-                self.cache.remember((name, alias), found)
             model = self.cache.load(
-                (name, found), lambda: registry.get_version(session, name, found).weights
+                (name, found),
+                lambda: registry.get_version(session, name, found).weights,
+                name,
+                generation,
             )
+            if version is None:
+                self.cache.remember(name, alias, found, generation)
         return found, model
 
     async def _refresh(self, name: str, alias: str | None) -> None:
@@ -160,11 +217,11 @@ class ModelResolver:
     def _look_up_again(self, name: str, alias: str | None) -> None:
         # A failed lookup (an alias deleted elsewhere) is forgotten, so the next request
         # looks it up itself and gets the 404.
+        generation = self.cache.generation(name)
         try:
             with self.sessions() as session:
-                self.cache.remember(
-                    (name, alias), registry.resolve_version(session, name, None, alias)
-                )
+                found = registry.resolve_version(session, name, None, alias)
+            self.cache.remember(name, alias, found, generation)
         except Exception:
             self.cache.forget(name, alias)
 

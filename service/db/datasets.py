@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import numpy as np
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.core.labels import ClassName, Labels
@@ -164,11 +164,21 @@ def list_datasets(
 
 
 def delete_dataset(session: Session, dataset_id: str) -> None:
-    dataset = get_dataset(session, dataset_id)
-    if (
-        session.scalar(select(JobRow.id).where(JobRow.dataset_id == dataset_id).limit(1))
-        is not None
-    ):
-        raise Conflict(f"dataset {dataset_id} is used by training jobs; delete them first")
-    session.delete(dataset)
-    session.flush()
+    """Delete a dataset that no job uses (deleting its jobs first makes it deletable).
+
+    Its blobs are not loaded to delete it. On PostgreSQL the row is locked first, so a job
+    being created on it meanwhile (whose insert holds a share of that lock) commits before
+    the jobs are counted, and the answer is 409 rather than a foreign-key error.
+    """
+    locked = select(DatasetRow.id).where(DatasetRow.id == dataset_id).with_for_update()
+    if session.scalar(locked) is None:
+        raise NotFound(f"dataset {dataset_id} does not exist")
+    jobs = session.scalar(
+        select(func.count()).select_from(JobRow).where(JobRow.dataset_id == dataset_id)
+    )
+    if jobs:
+        raise Conflict(
+            f"dataset {dataset_id} is used by {jobs} training job{'s' if jobs > 1 else ''}; "
+            "delete them first"
+        )
+    session.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))

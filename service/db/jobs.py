@@ -1,10 +1,10 @@
 """Job queries shared by the API and the workers. They never commit."""
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
@@ -12,6 +12,7 @@ from service.db.base import utc_now
 from service.db.models import HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.pagination import decode_cursor, newest_first_page, page_of
 from service.db.statements import update_row, upsert
+from service.db.tags import edit_metadata, tags_match
 from service.errors import Conflict, NotFound
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -30,6 +31,9 @@ def create_job(
     spec: RunSpec,
     model_name: str | None,
     checkpoint_every: int,
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> JobRow:
     """Queue a job; the spec must already be checked against its dataset."""
     job = JobRow(
@@ -39,6 +43,8 @@ def create_job(
         spec=spec.to_dict(),
         checkpoint_every=checkpoint_every,
         epochs_total=spec.training.epochs,
+        description=description,
+        tags=dict(tags or {}),
     )
     session.add(job)
     session.flush()
@@ -76,9 +82,10 @@ def list_jobs(
     cursor: str | None,
     status: JobStatus | None = None,
     model_name: str | None = None,
+    tags: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[JobRow], str | None]:
-    """Newest first, optionally filtered by status and model name."""
-    query = select(JobRow)
+    """Newest first, optionally filtered by status, model name and tags (all must match)."""
+    query = select(JobRow).where(tags_match(JobRow.tags, tags))
     if status is not None:
         query = query.where(JobRow.status == status)
     if model_name is not None:
@@ -112,6 +119,39 @@ def cancel_job(session: Session, job_id: str) -> JobRow:
             return job
         session.refresh(job)
     raise Conflict(f"job {job_id} kept changing state; try cancelling it again")
+
+
+def edit_job(session: Session, job_id: str, changes: Mapping[str, Any]) -> JobRow:
+    """Change a job's description and tags (see `tags.edit_metadata`), in any state. On
+    PostgreSQL the row is locked first, so two edits of the tags merge one after the other."""
+    job = session.get(JobRow, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    edit_metadata(job, changes)
+    session.flush()
+    return job
+
+
+def delete_job(session: Session, job_id: str) -> None:
+    """Delete a finished job with its history and snapshots, one statement each. The
+    model versions it registered keep their own weights and stay (their `job_id` becomes
+    null). Its dataset is deletable once no other job uses it.
+
+    The status is read with the row locked (FOR UPDATE on PostgreSQL, SQLite's write lock
+    held since BEGIN IMMEDIATE), so a worker cannot start or finish the job in between: a
+    worker finishing it holds the row (`leases.touch`) until its commit, and the delete
+    then sees the job succeeded and removes all of it. The row is taken before its
+    children, in the order the worker's writes take them, so the two never deadlock.
+    """
+    status = session.scalar(select(JobRow.status).where(JobRow.id == job_id).with_for_update())
+    if status is None:
+        raise NotFound(f"job {job_id} does not exist")
+    if status in ACTIVE:
+        raise Conflict(f"job {job_id} is {status.value}; cancel it first, then delete it")
+    session.execute(delete(HistoryRow).where(HistoryRow.job_id == job_id))
+    session.execute(delete(SnapshotRow).where(SnapshotRow.job_id == job_id))
+    # The versions' job_id is set null by the foreign key (ON DELETE SET NULL).
+    session.execute(delete(JobRow).where(JobRow.id == job_id))
 
 
 def history_page(

@@ -1,11 +1,15 @@
 """Model registry queries: named models, numbered versions, movable aliases. No commits."""
 
-from sqlalchemy import func, select
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import ModelAliasRow, ModelRow, ModelVersionRow
 from service.db.pagination import decode_cursor, page_of
-from service.errors import NotFound
+from service.db.tags import edit_metadata, tags_match
+from service.errors import Conflict, NotFound
 
 
 def register_version(
@@ -31,10 +35,10 @@ def register_version(
 
 
 def list_models(
-    session: Session, limit: int, cursor: str | None
+    session: Session, limit: int, cursor: str | None, tags: Sequence[tuple[str, str]] = ()
 ) -> tuple[list[ModelRow], str | None]:
-    """By name."""
-    query = select(ModelRow).order_by(ModelRow.name)
+    """By name, optionally only those whose tags hold every `(key, value)` of `tags`."""
+    query = select(ModelRow).where(tags_match(ModelRow.tags, tags)).order_by(ModelRow.name)
     if cursor is not None:
         (after,) = decode_cursor(cursor, (str,))
         query = query.where(ModelRow.name > after)
@@ -60,13 +64,17 @@ def aliases_of(session: Session, name: str) -> dict[str, int]:
 
 
 def list_versions(
-    session: Session, name: str, limit: int, cursor: str | None
+    session: Session,
+    name: str,
+    limit: int,
+    cursor: str | None,
+    tags: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[ModelVersionRow], str | None]:
-    """Newest first."""
+    """Newest first, optionally only those whose tags hold every `(key, value)` of `tags`."""
     get_model(session, name)
     query = (
         select(ModelVersionRow)
-        .where(ModelVersionRow.model_name == name)
+        .where(ModelVersionRow.model_name == name, tags_match(ModelVersionRow.tags, tags))
         .order_by(ModelVersionRow.version.desc())
     )
     if cursor is not None:
@@ -102,7 +110,13 @@ def resolve_version(session: Session, name: str, version: int | None, alias: str
 
 
 def set_alias(session: Session, name: str, alias: str, version: int) -> ModelAliasRow:
-    get_version(session, name, version)
+    # KEY SHARE on PostgreSQL: a delete of the version waits for this alias to commit and
+    # then sees it (409), or, deleting first, makes this lookup find nothing (404).
+    locked = select(ModelVersionRow.version).where(
+        ModelVersionRow.model_name == name, ModelVersionRow.version == version
+    )
+    if session.scalar(locked.with_for_update(key_share=True)) is None:
+        get_version(session, name, version)
     row = session.get(ModelAliasRow, (name, alias))
     if row is None:
         row = ModelAliasRow(model_name=name, alias=alias, version=version)
@@ -128,3 +142,82 @@ def version_numbers(session: Session, name: str) -> list[int]:
     get_model(session, name)
     query = select(ModelVersionRow.version).where(ModelVersionRow.model_name == name)
     return list(session.scalars(query.order_by(ModelVersionRow.version)))
+
+
+def edit_model(session: Session, name: str, changes: Mapping[str, Any]) -> ModelRow:
+    """Change a model's description and tags (see `tags.edit_metadata`); the row is
+    locked first on PostgreSQL, so concurrent edits of the tags merge one after another."""
+    model = session.get(ModelRow, name, with_for_update=True)
+    if model is None:
+        raise NotFound(f"model {name} does not exist")
+    edit_metadata(model, changes)
+    session.flush()
+    return model
+
+
+def edit_version(
+    session: Session, name: str, version: int, changes: Mapping[str, Any]
+) -> ModelVersionRow:
+    """Change a version's description and tags (see `tags.edit_metadata`); its weights
+    never change."""
+    found = session.get(ModelVersionRow, (name, version), with_for_update=True)
+    if found is None:
+        get_model(session, name)
+        raise NotFound(f"model {name} has no version {version}")
+    edit_metadata(found, changes)
+    session.flush()
+    return found
+
+
+def delete_version(session: Session, name: str, version: int) -> None:
+    """Delete one version, refused while an alias points at it. The row is locked before
+    the aliases are read (FOR UPDATE on PostgreSQL; SQLite's write lock is held already),
+    so an alias set at the same moment is either seen here or finds no version.
+
+    Versions are numbered from the highest one left: once the latest is deleted, the
+    next registered version takes its number again.
+    """
+    locked = select(ModelVersionRow.version).where(
+        ModelVersionRow.model_name == name, ModelVersionRow.version == version
+    )
+    if session.scalar(locked.with_for_update()) is None:
+        get_version(session, name, version)
+    aliases = sorted(
+        session.scalars(
+            select(ModelAliasRow.alias).where(
+                ModelAliasRow.model_name == name, ModelAliasRow.version == version
+            )
+        )
+    )
+    if aliases:
+        which = "that alias" if len(aliases) == 1 else "those aliases"
+        raise Conflict(
+            f"model {name} version {version} is aliased as {', '.join(aliases)}; "
+            f"move or delete {which} first"
+        )
+    session.execute(
+        delete(ModelVersionRow).where(
+            ModelVersionRow.model_name == name, ModelVersionRow.version == version
+        )
+    )
+
+
+def delete_model(session: Session, name: str, force: bool) -> None:
+    """Delete a model that has no versions; with `force`, its versions and aliases too.
+    The model's row is locked first, so a worker registering a version meanwhile either
+    commits before (and its version is counted, or deleted with `force`) or after (and
+    creates the model anew)."""
+    locked = select(ModelRow.name).where(ModelRow.name == name).with_for_update()
+    if session.scalar(locked) is None:
+        raise NotFound(f"model {name} does not exist")
+    versions = session.scalar(
+        select(func.count()).select_from(ModelVersionRow).where(ModelVersionRow.model_name == name)
+    )
+    if versions and not force:
+        raise Conflict(
+            f"model {name} has {versions} version{'s' if versions > 1 else ''}; delete them "
+            "first, or pass force=true to delete the model with its versions and aliases"
+        )
+    session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_name == name))
+    session.execute(delete(ModelVersionRow).where(ModelVersionRow.model_name == name))
+    session.execute(delete(ModelRow).where(ModelRow.name == name))

@@ -15,6 +15,10 @@ BACKPROP_TEST_POSTGRES_URL is set) holding trained jobs and registered models un
 fixed ids, so path parameters are drawn half the time from those and predictions run
 real models. No worker runs: jobs the fuzzer submits stay queued.
 
+Deletes would take away what the other operations need, so they draw their path
+parameters from disposable jobs and models of their own (DESTRUCTIVE); in the stateful
+test only a job the fuzzer submitted and cancelled is linked to its delete.
+
 BACKPROP_FUZZ_EXAMPLES (default 50) sets the examples per operation and the number of
 stateful scenarios; raise it to fuzz deeper.
 """
@@ -38,7 +42,7 @@ from service.api.app import create_app
 from service.config import Settings
 from service.core import RunSpec
 from service.core.datasets import generate
-from service.db import make_engine, make_session_factory, registry
+from service.db import JobRow, JobStatus, make_engine, make_session_factory, registry
 from service.db.datasets import create_dataset
 from service.db.jobs import create_job
 from service.db.migrate import upgrade
@@ -77,6 +81,14 @@ SEEDED: dict[str, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {
 DATASET_IDS = [f"seeded-dataset-{name}" for name in SEEDED]
 JOB_IDS = [f"seeded-job-{name}" for name in SEEDED]
 ALIAS = "production"
+# What the delete operations draw from instead of the seeded resources, which the other
+# operations need to the end: a finished job (204 once, then 404) and a queued one (409);
+# a model with versions (409, or 204 with force) and one whose versions go one by one
+# (version 1 has the alias: 409).
+DISPOSABLE_JOB_IDS = ["d15b05ab1e00000000000000000000f1", "d15b05ab1e00000000000000000000f2"]
+DISPOSABLE_MODEL = "disposable-model"
+DISPOSABLE_VERSIONS_MODEL = "disposable-versions"
+DISPOSABLE_VERSIONS = [1, 2, 3]
 # With a key configured every /v1 request needs it, so the fuzzer also checks that requests
 # without it, or with a wrong one, are refused.
 API_KEY = "fuzz-key"
@@ -93,6 +105,7 @@ EVALUATION_DATA = (
     "a dataset_id, or inputs with labels or targets; the data must fit the model (its "
     "input width, its classes or output width)"
 )
+TAGS_AFTER_MERGE = "at most 50 tags may remain once the patch merged into the stored ones"
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
     "GET /v1/datasets/{dataset_id}/rows": CURSOR,
@@ -115,6 +128,10 @@ CROSS_FIELD_422 = {
     "POST /v1/models/{name}/invocations": "exactly one of dataframe_split, dataframe_records, "
     "instances and inputs; " + PREDICTION_ROWS + "; named columns must be the model's "
     "feature names; version or alias, not both; params.output must fit the model",
+    # A patch's tags merge into those stored: more than 50 may not remain.
+    "PATCH /v1/jobs/{job_id}": TAGS_AFTER_MERGE,
+    "PATCH /v1/models/{name}": TAGS_AFTER_MERGE,
+    "PATCH /v1/models/{name}/versions/{version}": TAGS_AFTER_MERGE,
 }
 # The Open Inference Protocol answers such requests 400, as it says (`{"error"}`).
 V2_INFER = (
@@ -152,6 +169,23 @@ PREDICTIONS = [
     *CROSS_FIELD_400,
 ]
 
+# The deletes take their path parameters from the disposable resources, half the time.
+DESTRUCTIVE = {
+    "DELETE /v1/jobs/{job_id}": {
+        "path.job_id": {"dictionary": "disposable-jobs", "probability": 0.5}
+    },
+    "DELETE /v1/models/{name}": {
+        "path.name": {"dictionary": "disposable-model", "probability": 0.5},
+        # Always: a generated boolean is most often false, and the model's versions
+        # and aliases going with it is the delete with the most to get wrong.
+        "query.force": "true",
+    },
+    "DELETE /v1/models/{name}/versions/{version}": {
+        "path.name": {"dictionary": "disposable-versions-model", "probability": 0.5},
+        "path.version": {"dictionary": "disposable-versions", "probability": 0.5},
+    },
+}
+
 # Half the time a path (or body) parameter is one of these instead of a generated value,
 # so the fuzzer reaches real datasets, jobs, snapshots and models, not only 404s.
 SEEDED_HALF_THE_TIME = {"probability": 0.5}
@@ -174,6 +208,10 @@ CONFIG = schemathesis.Config.from_dict(
             "aliases": {"values": [ALIAS]},
             "epochs": {"values": [CHECKPOINT_EVERY, EPOCHS]},
             "versions": {"values": [1]},
+            "disposable-jobs": {"values": DISPOSABLE_JOB_IDS},
+            "disposable-model": {"values": [DISPOSABLE_MODEL]},
+            "disposable-versions-model": {"values": [DISPOSABLE_VERSIONS_MODEL]},
+            "disposable-versions": {"values": DISPOSABLE_VERSIONS},
         },
         "parameters": {
             "path.dataset_id": {"dictionary": "datasets", **SEEDED_HALF_THE_TIME},
@@ -203,6 +241,10 @@ CONFIG = schemathesis.Config.from_dict(
         + [
             {"include-name": name, "generation": {"max-examples": 4 * EXAMPLES}}
             for name in PREDICTIONS
+        ]
+        + [
+            {"include-name": name, "parameters": parameters}
+            for name, parameters in DESTRUCTIVE.items()
         ],
     }
 )
@@ -245,6 +287,23 @@ def _queue_seeded_jobs(sessions: sessionmaker[Session]) -> None:
             session.flush()
 
 
+def _add_disposable(session: Session) -> None:
+    """What the deletes may remove (see DESTRUCTIVE): jobs and models of their own."""
+    xor = list(SEEDED).index("xor")
+    weights = registry.get_version(session, "xor", 1).weights
+    for name, count in ((DISPOSABLE_MODEL, 2), (DISPOSABLE_VERSIONS_MODEL, 3)):
+        for _ in range(count):
+            registry.register_version(session, name, JOB_IDS[xor], EPOCHS, weights)
+        registry.set_alias(session, name, ALIAS, 1)
+    spec = RunSpec.from_dict(SEEDED["xor"][2])
+    for job_id in DISPOSABLE_JOB_IDS:
+        job = create_job(session, DATASET_IDS[xor], spec, None, CHECKPOINT_EVERY)
+        job.id = job_id
+        session.flush()
+    # The first one finished; the second stays queued, as no worker runs from now on.
+    session.get_one(JobRow, DISPOSABLE_JOB_IDS[0]).status = JobStatus.SUCCEEDED
+
+
 def seed(url: str) -> None:
     """Datasets and jobs trained to the end by an in-process worker, so each job has its
     history, snapshots and a registered model (regression, sigmoid, softmax)."""
@@ -256,6 +315,7 @@ def seed(url: str) -> None:
             worker.run(threading.Event(), until_idle=True)
         with sessions.begin() as session:
             registry.set_alias(session, "sign", ALIAS, 1)
+            _add_disposable(session)
     finally:
         engine.dispose()
 

@@ -191,3 +191,47 @@ def test_history_says_losses_are_scaled_and_mae_r2_in_raw_units() -> None:
     assert {"val_precision", "val_recall", "val_f1", "mae", "r2", "val_mae", "val_r2"} <= set(
         point["properties"]
     )
+
+
+def test_deletes_and_patches_are_documented_with_their_conflicts_and_bounds() -> None:
+    schema = openapi()
+    ids = {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    expected = {
+        "DELETE /v1/jobs/{job_id}": "delete_job",
+        "PATCH /v1/jobs/{job_id}": "update_job",
+        "DELETE /v1/models/{name}": "delete_model",
+        "PATCH /v1/models/{name}": "update_model",
+        "DELETE /v1/models/{name}/versions/{version}": "delete_model_version",
+        "PATCH /v1/models/{name}/versions/{version}": "update_model_version",
+    }
+    assert {label: ids.get(label) for label in expected} == expected
+    for label in expected:
+        method, path = label.split(" ")
+        operation = schema["paths"][path][method.lower()]
+        assert operation["summary"] and operation["description"], label
+        if method == "DELETE":
+            assert {"204", "404", "409"} <= set(operation["responses"]), label
+        else:
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/MetadataPatch"}, label
+
+    patch = component(schema, "MetadataPatch")
+    assert patch["examples"] and "merge patch (RFC 7386)" in patch["description"]
+    tags = next(o for o in patch["properties"]["tags"]["anyOf"] if o.get("type") == "object")
+    assert tags["maxProperties"] == 50 and tags["additionalProperties"] is False
+    assert list(tags["patternProperties"]) == ["^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"]
+    create = component(schema, "JobCreate")
+    assert create["properties"]["tags"]["maxProperties"] == 50
+    assert create["examples"][0]["tags"]
+    for read in ("JobRead", "ModelRead", "ModelVersionRead"):
+        assert {"description", "tags"} <= set(component(schema, read)["properties"]), read
+    for path in ("/v1/jobs", "/v1/models", "/v1/models/{name}/versions"):
+        (tag,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "tag"]
+        assert tag["schema"]["maxItems"] == 10 and tag["schema"]["items"]["pattern"]
+        assert "all must match" in tag["description"]
+    force = schema["paths"]["/v1/models/{name}"]["delete"]["parameters"]
+    assert [p["name"] for p in force if p["in"] == "query"] == ["force"]

@@ -9,11 +9,20 @@ import numpy as np
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, inspect, select
+from sqlalchemy import Connection, MetaData, delete, inspect, select
 
 from service.core import Labels, NetworkSpec, Parameters, RunSpec, predict
 from service.core.serialization import pack
-from service.db import Base, make_engine, make_session_factory
+from service.db import (
+    Base,
+    HistoryRow,
+    JobRow,
+    JobStatus,
+    SnapshotRow,
+    make_engine,
+    make_session_factory,
+    registry,
+)
 from service.db.blobs import array_to_npy, npy_to_array
 from service.db.datasets import create_dataset
 from service.db.jobs import create_job
@@ -25,6 +34,7 @@ from service.db.migrate import (
     is_at_head,
     upgrade,
 )
+from service.db.models import VersionSource
 from tests.helpers import running_service
 
 APP_TABLES = {
@@ -272,3 +282,62 @@ def test_0003_downgrade_takes_preprocessing_out_and_encodes_labels_again(
     assert np.array_equal(npy_to_array(targets), np.eye(3)[[1, 0, 2, 0]])
     assert "preprocessing" not in stored and stored["network"]["layers"] == [2, 3]
     assert job_id
+
+
+def test_0004_round_trip_keeps_the_rows_and_drops_only_uploaded_versions(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    weights = pack("model", {"network": OLD_NETWORK}, {"flat": np.arange(13.0)})
+    try:
+        with make_session_factory(engine).begin() as session:
+            dataset = create_dataset(session, "d", np.zeros((4, 2)), np.zeros((4, 1)), {})
+            spec = RunSpec.from_dict({"network": {"layers": [2, 3, 1]}})
+            job = create_job(session, dataset.id, spec, "m", 5, description="d", tags={"a": "b"})
+            job.status = JobStatus.SUCCEEDED
+            job_id = job.id
+            session.add(HistoryRow(job_id=job_id, epoch=1, loss=0.5))
+            session.add(SnapshotRow(job_id=job_id, epoch=1, weights=weights))
+            trained = registry.register_version(session, "m", job_id, 1, weights)
+            trained.tags = {"stage": "dev"}
+            uploaded = registry.register_version(session, "m", job_id, 1, weights)
+            uploaded.job_id, uploaded.epoch, uploaded.source = None, None, VersionSource.UPLOAD
+            session.flush()
+            registry.set_alias(session, "m", "production", 2)
+            registry.set_alias(session, "m", "stable", 1)
+
+        downgrade(database_url, "0003_labels_preprocessing")
+        with engine.connect() as connection:
+            tables = MetaData()
+            tables.reflect(connection)
+            versions = connection.execute(
+                select(
+                    tables.tables["model_versions"].c.version,
+                    tables.tables["model_versions"].c.job_id,
+                )
+            ).all()
+            aliases = connection.execute(select(tables.tables["model_aliases"].c.alias)).all()
+        assert "tags" not in tables.tables["jobs"].columns
+        assert "source" not in tables.tables["model_versions"].columns
+        assert [tuple(v) for v in versions] == [(1, job_id)]
+        assert [a for (a,) in aliases] == ["stable"]
+
+        upgrade(database_url)
+        assert current_revision(database_url) == head_revision()
+        with make_session_factory(engine).begin() as session:
+            job = session.get_one(JobRow, job_id)
+            version = registry.get_version(session, "m", 1)
+            assert (job.tags, job.description, job.status) == ({}, None, JobStatus.SUCCEEDED)
+            assert (version.tags, version.source, version.epoch) == ({}, "job", 1)
+            assert version.weights == weights
+            assert registry.aliases_of(session, "m") == {"stable": 1}
+            # The foreign keys came through the table rebuilds: deleting the job takes its
+            # history and snapshots (cascade) and leaves the version (set null).
+            session.execute(delete(JobRow).where(JobRow.id == job_id))
+        with make_session_factory(engine).begin() as session:
+            assert session.scalars(select(HistoryRow)).all() == []
+            assert session.scalars(select(SnapshotRow)).all() == []
+            assert registry.get_version(session, "m", 1).job_id is None
+    finally:
+        engine.dispose()

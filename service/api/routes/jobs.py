@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from service.api.deps import (
+    ModelCacheDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,
@@ -19,7 +20,7 @@ from service.api.deps import (
 from service.api.limits import check_parameter_count, check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
-from service.api.params import JobId, ModelNameFilter
+from service.api.params import JobId, ModelNameFilter, TagFilter, tag_pairs
 from service.api.predictions import evaluation_body, predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
@@ -31,6 +32,7 @@ from service.api.schemas import (
     JobEvaluateRequest,
     JobPredictRequest,
     JobRead,
+    MetadataPatch,
     Page,
     PredictResponse,
     SnapshotRead,
@@ -58,6 +60,7 @@ def _job_links(job_id: str) -> dict[str, dict[str, Any]]:
         "CancelJob": link("POST", "/v1/jobs/{job_id}/cancel", parameters),
         "GetHistory": link("GET", "/v1/jobs/{job_id}/history", parameters),
         "ListSnapshots": link("GET", "/v1/jobs/{job_id}/snapshots", parameters),
+        "UpdateJob": link("PATCH", "/v1/jobs/{job_id}", parameters),
     }
 
 
@@ -80,6 +83,11 @@ LIST_LINKS = {
     ),
 }
 SAME_JOB = "$request.path.job_id"
+# A job the fuzzer submitted is deleted only once cancelled: no link leads to deleting a job
+# whose history and snapshots the other links need.
+CANCELLED_LINKS = {
+    "DeleteJob": link("DELETE", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
+}
 FIRST_SNAPSHOT = "$response.body#/items/0/epoch"
 SNAPSHOT_LINKS = {
     "NextPage": link(
@@ -177,7 +185,15 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         check_labelled_run(spec, labels.classes, labels.counts())
     # Last, just before the insert: on PostgreSQL the count holds a lock until commit.
     _check_active_jobs(settings, session)
-    job = queries.create_job(session, dataset.id, spec, body.model_name, body.checkpoint_every)
+    job = queries.create_job(
+        session,
+        dataset.id,
+        spec,
+        body.model_name,
+        body.checkpoint_every,
+        description=body.description,
+        tags=body.tags,
+    )
     return job
 
 
@@ -196,10 +212,13 @@ def list_jobs(
     session: ReadSessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     model_name: ModelNameFilter = None,
+    tag: TagFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    items, next_cursor = queries.list_jobs(session, limit, cursor, status, model_name)
+    items, next_cursor = queries.list_jobs(
+        session, limit, cursor, status, model_name, tag_pairs(tag)
+    )
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -213,10 +232,38 @@ def get_job(job_id: JobId, session: ReadSessionDep) -> Any:
     return queries.get_job(session, job_id)
 
 
+@router.patch(
+    "/{job_id:id}",
+    response_model=JobRead,
+    responses={200: {"links": JOB_LINKS}, **problem_responses(400, 404, 422)},
+    summary="Edit a job's description and tags",
+    description="In any state. `tags` merge into the job's (a key set to null is removed); "
+    "see `MetadataPatch`.",
+)
+def update_job(job_id: JobId, body: MetadataPatch, session: SessionDep) -> Any:
+    return queries.edit_job(session, job_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete(
+    "/{job_id:id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 409),
+    summary="Delete a finished job with its history and snapshots",
+    description="Succeeded, failed and cancelled jobs only: a queued or running job answers "
+    "409 (cancel it first). The model versions the job registered stay and keep predicting "
+    "(their `job_id` becomes null); once no job uses its dataset, the dataset can be "
+    "deleted. A second delete answers 404.",
+)
+def delete_job(job_id: JobId, session: SessionDep, cache: ModelCacheDep) -> None:
+    queries.delete_job(session, job_id)
+    cache.drop_job(job_id)
+
+
 @router.post(
     "/{job_id:id}/cancel",
     response_model=JobRead,
-    responses=problem_responses(404, 409),
+    responses={200: {"links": CANCELLED_LINKS}, **problem_responses(404, 409)},
     summary="Cancel a job",
     description="A queued job is cancelled at once; a running one stops within an epoch. "
     "Finished jobs answer 409.",

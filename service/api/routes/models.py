@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from service.api.deps import (
 from service.api.limits import check_prediction_size
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
-from service.api.params import AliasName, ModelName
+from service.api.params import AliasName, ModelName, TagFilter, tag_pairs
 from service.api.predictions import evaluation_body, predict_off_loop
 from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
@@ -27,6 +27,7 @@ from service.api.schemas import (
     AliasSet,
     EvaluateRequest,
     EvaluateResponse,
+    MetadataPatch,
     ModelRead,
     ModelVersionRead,
     Page,
@@ -98,6 +99,7 @@ def _model_read(session: Session, model: ModelRow) -> dict[str, Any]:
         "latest_version": registry.latest_version(session, model.name),
         "aliases": registry.aliases_of(session, model.name),
         "created_at": model.created_at,
+        "tags": model.tags,
     }
 
 
@@ -115,6 +117,8 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
         "preprocessing": None if model.preprocessing is None else model.preprocessing.kinds(),
         "feature_names": None if model.feature_names is None else list(model.feature_names),
         "created_at": version.created_at,
+        "description": version.description,
+        "tags": version.tags,
     }
 
 
@@ -124,8 +128,10 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
     responses={200: {"links": LIST_LINKS}, **problem_responses(422)},
     summary="List models",
 )
-def list_models(session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
-    items, next_cursor = registry.list_models(session, limit, cursor)
+def list_models(
+    session: ReadSessionDep, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None
+) -> Any:
+    items, next_cursor = registry.list_models(session, limit, cursor, tag_pairs(tag))
     return {"items": [_model_read(session, m) for m in items], "next_cursor": next_cursor}
 
 
@@ -147,9 +153,13 @@ def get_model(name: ModelName, session: ReadSessionDep) -> Any:
     summary="List a model's versions, newest first",
 )
 def list_versions(
-    name: ModelName, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
+    name: ModelName,
+    session: ReadSessionDep,
+    tag: TagFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Any:
-    items, next_cursor = registry.list_versions(session, name, limit, cursor)
+    items, next_cursor = registry.list_versions(session, name, limit, cursor, tag_pairs(tag))
     return {"items": [_version_read(v) for v in items], "next_cursor": next_cursor}
 
 
@@ -164,6 +174,88 @@ def get_version(
     name: ModelName, version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)], session: ReadSessionDep
 ) -> Any:
     return _version_read(registry.get_version(session, name, version))
+
+
+@router.patch(
+    "/{name}",
+    response_model=ModelRead,
+    responses={200: {"links": MODEL_LINKS}, **problem_responses(400, 404, 422)},
+    summary="Edit a model's description and tags",
+    description="`tags` merge into the model's (a key set to null is removed); see "
+    "`MetadataPatch`.",
+)
+def update_model(name: ModelName, body: MetadataPatch, session: SessionDep) -> Any:
+    model = registry.edit_model(session, name, body.model_dump(exclude_unset=True))
+    return _model_read(session, model)
+
+
+@router.delete(
+    "/{name}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 409),
+    summary="Delete a model",
+    description="A model with versions answers 409 unless `force=true`, which deletes its "
+    "versions and aliases with it, in one transaction. Predictions of a deleted model "
+    "answer 404 from then on (a request already being answered may still get its answer).",
+)
+def delete_model(
+    name: ModelName,
+    session: SessionDep,
+    cache: ModelCacheDep,
+    force: Annotated[
+        bool, Query(description="Delete the model's versions and aliases too.")
+    ] = False,
+) -> None:
+    registry.delete_model(session, name, force)
+    # Committed before the cache forgets it: a prediction loading the model in between
+    # would otherwise read it from the database once more and cache it again.
+    session.commit()
+    cache.drop_model(name)
+
+
+@router.patch(
+    "/{name}/versions/{version}",
+    operation_id="update_model_version",
+    response_model=ModelVersionRead,
+    responses=problem_responses(400, 404, 422),
+    summary="Edit a version's description and tags",
+    description="Its weights never change. `tags` merge into the version's (a key set to "
+    "null is removed); see `MetadataPatch`.",
+)
+def update_version(
+    name: ModelName,
+    version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)],
+    body: MetadataPatch,
+    session: SessionDep,
+) -> Any:
+    edited = registry.edit_version(session, name, version, body.model_dump(exclude_unset=True))
+    return _version_read(edited)
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    operation_id="delete_model_version",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 409),
+    summary="Delete one version of a model",
+    description="409 while an alias points at it (the detail names the aliases): move or "
+    "delete them first. The job that trained it keeps its history and snapshots. "
+    'Predictions of that version, and of "latest" where it was the latest, stop using it '
+    "at once (a request already being answered may still get its answer). Version numbers "
+    "follow the highest one left, so deleting the latest frees its number for the next.",
+)
+def delete_version(
+    name: ModelName,
+    version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)],
+    session: SessionDep,
+    cache: ModelCacheDep,
+) -> None:
+    registry.delete_version(session, name, version)
+    # Committed first, as in `delete_model`.
+    session.commit()
+    cache.drop_version(name, version)
 
 
 @router.put(

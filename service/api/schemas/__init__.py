@@ -51,6 +51,11 @@ from service.api.schemas.jobs import (
     SnapshotRead,
     SnapshotSummary,
 )
+from service.api.schemas.metadata import (
+    Description,
+    MetadataPatch,
+    Tags,
+)
 from service.api.schemas.models import (
     AliasSet,
     ModelRead,
@@ -103,6 +108,7 @@ __all__ = [
     "DatasetFromRows",
     "DatasetName",
     "DatasetRead",
+    "Description",
     "ErrorItem",
     "EvaluateRequest",
     "EvaluateResponse",
@@ -122,6 +128,7 @@ __all__ = [
     "LayerParameters",
     "LayerParametersRead",
     "Loss",
+    "MetadataPatch",
     "ModelRead",
     "ModelRef",
     "ModelVersionRead",
@@ -143,6 +150,7 @@ __all__ = [
     "ScheduleName",
     "SnapshotRead",
     "SnapshotSummary",
+    "Tags",
     "TraceRequest",
     "TraceResponse",
     "TrainingSpecIn",

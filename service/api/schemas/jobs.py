@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, computed_field
 
 from service.api.schemas.common import MAX_STORED_INT, Id, Input, Integer, Name, Output
+from service.api.schemas.metadata import EXAMPLE_TAGS, Description, Tags
 from service.api.schemas.specs import (
     EXAMPLE_NETWORK,
     EXAMPLE_PREPROCESSING,
@@ -37,6 +38,8 @@ class JobCreate(Input):
                     "training": EXAMPLE_TRAINING,
                     "preprocessing": EXAMPLE_PREPROCESSING,
                     "checkpoint_every": 50,
+                    "description": "XOR with a small tanh layer",
+                    "tags": EXAMPLE_TAGS,
                 }
             ]
         }
@@ -55,6 +58,8 @@ class JobCreate(Input):
     checkpoint_every: Integer = Field(
         10, ge=1, le=MAX_STORED_INT, description="Keep a weight snapshot every N epochs."
     )
+    description: Description | None = None
+    tags: Tags = Field(default_factory=dict)
 
 
 class JobRead(Output):
@@ -84,6 +89,8 @@ class JobRead(Output):
                     "created_at": "2026-11-28T10:00:00Z",
                     "started_at": "2026-11-28T10:00:00Z",
                     "finished_at": None,
+                    "description": "XOR with a small tanh layer",
+                    "tags": EXAMPLE_TAGS,
                 }
             ]
         }
@@ -112,6 +119,8 @@ class JobRead(Output):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    description: str | None
+    tags: dict[str, str]
 
     @computed_field(description="epoch / epochs_total, from 0 to 1.")  # type: ignore[prop-decorator]
     @property

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from service.api.schemas.common import MAX_STORED_INT, Input, Integer, Output
+from service.api.schemas.metadata import EXAMPLE_TAGS
 from service.api.schemas.predictions import ClassName
 
 
@@ -19,6 +20,7 @@ class ModelRead(Output):
                     "latest_version": 2,
                     "aliases": {"production": 1},
                     "created_at": "2026-11-28T10:00:00Z",
+                    "tags": EXAMPLE_TAGS,
                 }
             ]
         }
@@ -29,6 +31,7 @@ class ModelRead(Output):
     latest_version: int | None
     aliases: dict[str, int]
     created_at: datetime
+    tags: dict[str, str]
 
 
 class ModelVersionRead(Output):
@@ -51,6 +54,8 @@ class ModelVersionRead(Output):
                     "preprocessing": {"inputs": "standardize", "targets": "none"},
                     "feature_names": ["weight", "height"],
                     "created_at": "2026-11-28T10:00:00Z",
+                    "description": "Retrained on the May data",
+                    "tags": {"stage": "candidate"},
                 }
             ]
         }
@@ -79,6 +84,8 @@ class ModelVersionRead(Output):
         description="The input columns' names, when the dataset had a header row."
     )
     created_at: datetime
+    description: str | None
+    tags: dict[str, str]
 
 
 class AliasSet(Input):
