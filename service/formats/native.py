@@ -12,14 +12,16 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from datetime import datetime
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from service.core import Model, SpecError
+from service.core import Model, NetworkSpec, SpecError
 from service.core.labels import check_labels_fit
+from service.core.serialization import unpack
 
 FORMAT = "backprop-model"
 FORMAT_VERSION = 1
@@ -30,6 +32,17 @@ SUFFIX = ".backprop"
 FIELD = "file"
 # The zip entries' timestamp: fixed, so one model always makes the same bytes (and ETag).
 ENTRY_TIME = (1980, 1, 1, 0, 0, 0)
+# What a damaged zip archive raises while it is read.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,  # an encrypted entry
+)
 # A manifest is a few hundred bytes; anything much larger is not one.
 MAX_MANIFEST_BYTES = 64 * 1024
 
@@ -100,10 +113,10 @@ def read_model_file(
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             manifest = _manifest(archive)
             payload = _payload(archive, manifest, max_bytes)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as error:
-        raise _refuse(
-            f"is not a backprop model file (not a readable zip archive: {error})"
-        ) from None
+    except SpecError:
+        raise
+    except ZIP_ERRORS as error:
+        raise _refuse(f"is damaged or not a backprop model file ({error})") from None
     if hashlib.sha256(payload).hexdigest() != manifest["sha256"]:
         raise _refuse(f"{PAYLOAD} does not match the manifest's sha256: the file was altered")
     _check_npz(payload, max_bytes)
@@ -170,17 +183,35 @@ def _check_npz(payload: bytes, max_bytes: int | None) -> None:
                 claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
                 if claimed > entry.file_size:
                     raise _refuse(f"{PAYLOAD}: {entry.filename} claims more data than it holds")
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as error:
+    except SpecError:
+        raise
+    except ZIP_ERRORS as error:
         raise _refuse(f"{PAYLOAD} is not a valid model archive ({error})") from None
 
 
 def _decode(payload: bytes) -> Model:
     try:
+        _check_shape(*unpack("model", payload))
         return Model.from_bytes(payload)
     except SpecError as error:
+        if error.field == FIELD:
+            raise
         raise _refuse(f"{PAYLOAD}: {error}") from None
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise _refuse(f"{PAYLOAD} is not a valid model archive ({error})") from None
+
+
+def _check_shape(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The flat parameters against the layers, before the model is built from them."""
+    spec = NetworkSpec.from_dict(meta.get("network", {}))
+    flat = arrays.get("flat")
+    if flat is None:
+        raise _refuse(f"{PAYLOAD} holds no parameters")
+    if flat.shape != (spec.n_parameters,):
+        raise _refuse(
+            f"has parameters of shape {list(flat.shape)}; layers {list(spec.layers)} need "
+            f"{spec.n_parameters}"
+        )
 
 
 def _check_model(model: Model, max_parameters: int | None) -> None:

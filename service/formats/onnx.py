@@ -1,17 +1,20 @@
 """A model as an ONNX graph (opset 17): raw inputs in, the service's `outputs` out.
 
-    inputs (batch, n_inputs)
+    inputs (batch, n_inputs), float64
       -> Sub(shift), Div(scale)            when inputs are standardized or min-max scaled
+      -> Cast(float32)                     for a float32 model
       -> Gemm(W, b, transB=1), activation  per layer (Relu, PRelu for leaky_relu, Tanh,
                                            Sigmoid, Identity; the output's Identity,
                                            Sigmoid or Softmax on axis 1)
+      -> Cast(float64)                     for a float32 model
       -> Mul(scale), Add(shift)            when targets were standardized
-    outputs (batch, n_outputs)
+    outputs (batch, n_outputs), float64
 
 The scalings are the core's own arithmetic, `(x - shift) / scale` and `z * scale + shift`
 (min-max scaling too is a shift and a scale: the minimum and the range), so the graph
-answers what `Model.predict` answers. Every tensor has the parameters' dtype (float32 or
-float64). Feature and class names travel in `metadata_props`.
+answers what `Model.predict` answers, in the same precision: the scalings in float64, the
+weights and every layer in the parameters' dtype (float32 or float64), as the service
+computes them. Feature and class names travel in `metadata_props`.
 """
 
 import json
@@ -29,6 +32,9 @@ OPSET = 17
 IR_VERSION = 8
 INPUT = "inputs"
 OUTPUT = "outputs"
+# Raw inputs and outputs are float64, as the service reads and answers them; the network
+# between them runs in the parameters' dtype.
+RAW = np.dtype(np.float64)
 ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Identity"}
 
@@ -42,8 +48,9 @@ class _Graph:
         self.initializers: list[onnx.TensorProto] = []
         self.last = INPUT
 
-    def constant(self, name: str, values: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(values.astype(self.dtype), name))
+    def constant(self, name: str, values: np.ndarray, dtype: np.dtype | None = None) -> str:
+        array = np.asarray(values, dtype=dtype or self.dtype)
+        self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
     def node(self, op: str, name: str, *inputs: str, **attributes: Any) -> None:
@@ -62,8 +69,10 @@ def to_onnx(model: Model, about: dict[str, Any] | None = None) -> bytes:
     preprocessing = model.preprocessing
     if preprocessing is not None and preprocessing.inputs is not None:
         scaler = preprocessing.inputs
-        graph.node("Sub", "inputs_shifted", graph.constant("inputs_shift", scaler.shift))
-        graph.node("Div", "inputs_scaled", graph.constant("inputs_scale", scaler.scale))
+        graph.node("Sub", "inputs_shifted", graph.constant("inputs_shift", scaler.shift, RAW))
+        graph.node("Div", "inputs_scaled", graph.constant("inputs_scale", scaler.scale, RAW))
+    if dtype != RAW:
+        graph.node("Cast", "network_inputs", to=ELEMENT_TYPES[dtype])
     last = len(parameters.weights) - 1
     for layer, (weights, bias) in enumerate(
         zip(parameters.weights, parameters.biases, strict=True)
@@ -81,13 +90,15 @@ def to_onnx(model: Model, about: dict[str, Any] | None = None) -> bytes:
             graph.node("Softmax", name, axis=1)
         else:
             graph.node(ACTIVATIONS[activation], name)
+    if dtype != RAW:
+        graph.node("Cast", "network_outputs", to=ELEMENT_TYPES[RAW])
     if preprocessing is not None and preprocessing.targets is not None:
         scaler = preprocessing.targets
-        graph.node("Mul", "targets_scaled", graph.constant("targets_scale", scaler.scale))
-        graph.node("Add", "targets_shifted", graph.constant("targets_shift", scaler.shift))
+        graph.node("Mul", "targets_scaled", graph.constant("targets_scale", scaler.scale, RAW))
+        graph.node("Add", "targets_shifted", graph.constant("targets_shift", scaler.shift, RAW))
     graph.nodes.append(helper.make_node("Identity", [graph.last], [OUTPUT], name=OUTPUT))
 
-    element = ELEMENT_TYPES[dtype]
+    element = ELEMENT_TYPES[RAW]
     onnx_graph = helper.make_graph(
         graph.nodes,
         "backprop_mlp",
