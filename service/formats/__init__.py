@@ -3,7 +3,6 @@
 
 Imports the core only (and, in `onnx.py`, onnx)."""
 
-import importlib.util
 import io
 import zipfile
 from typing import Any
@@ -39,10 +38,13 @@ class OnnxUnavailable(RuntimeError):
 def write_onnx(model: Model, about: dict[str, Any] | None = None) -> bytes:
     """`model` as a serialized ONNX model (see `service.formats.onnx`); OnnxUnavailable
     when the optional onnx package is not installed."""
-    if importlib.util.find_spec("onnx") is None:
-        raise OnnxUnavailable()
-    from service.formats.onnx import to_onnx
-
+    try:
+        from service.formats.onnx import to_onnx
+    except ModuleNotFoundError as error:
+        # onnx, or the protobuf it needs; any other missing module is a bug to show.
+        if (error.name or "").split(".")[0] not in ("onnx", "google"):
+            raise
+        raise OnnxUnavailable() from None
     return to_onnx(model, about)
 
 
