@@ -51,16 +51,16 @@ DOWNLOAD_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def download(model: Model, file_format: FileFormat, stem: str, about: dict[str, Any]) -> Response:
-    """The model as an attachment named `stem` plus the format's suffix; `about` (where
-    it came from) goes into the manifest or the ONNX metadata."""
+def download(weights: bytes, file_format: FileFormat, stem: str, about: dict[str, Any]) -> Response:
+    """The stored model `weights` as an attachment named `stem` plus the format's suffix;
+    `about` (where it came from) goes into the manifest or the ONNX metadata."""
     if file_format is FileFormat.ONNX:
         try:
-            data = formats.write_onnx(model, about)
+            data = formats.write_onnx(Model.from_bytes(weights), about)
         except formats.OnnxUnavailable as error:
             raise NotAvailable(str(error)) from None
     else:
-        data = formats.write_model_file(model, about)
+        data = formats.wrap_payload(weights, about)
     filename = f"{stem}{SUFFIXES[file_format]}"
     return Response(
         data,

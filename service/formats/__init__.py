@@ -17,6 +17,7 @@ from .native import (
     SUFFIX,
     read_model_file,
     service_version,
+    wrap_payload,
     write_model_file,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "load_model",
     "read_model_file",
     "service_version",
+    "wrap_payload",
     "write_model_file",
     "write_onnx",
 ]

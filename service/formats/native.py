@@ -61,6 +61,12 @@ def write_model_file(model: Model, about: dict[str, Any] | None = None) -> bytes
     return _zip(model.to_bytes(), about or {})
 
 
+def wrap_payload(payload: bytes, about: dict[str, Any] | None = None) -> bytes:
+    """The model file around `payload`, a model's bytes as stored (`Model.to_bytes()`):
+    a download ships the very bytes the registry holds, so its checksum is theirs."""
+    return _zip(payload, about or {})
+
+
 def _zip(payload: bytes, about: dict[str, Any]) -> bytes:
     manifest = {
         "format": FORMAT,

@@ -310,8 +310,8 @@ def download_snapshot(
         "source": {"job_id": job_id, "epoch": snapshot.epoch, "kind": "job"},
         "created_at": snapshot.created_at,
     }
-    model = Model.from_bytes(snapshot.weights)
-    return download(model, file_format, f"job-{job_id}-epoch-{snapshot.epoch}", about)
+    stem = f"job-{job_id}-epoch-{snapshot.epoch}"
+    return download(snapshot.weights, file_format, stem, about)
 
 
 @router.post(

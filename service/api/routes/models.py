@@ -219,7 +219,7 @@ def download_version(
         "source": {"job_id": row.job_id, "epoch": row.epoch, "kind": row.source},
         "created_at": row.created_at,
     }
-    return download(Model.from_bytes(row.weights), file_format, f"{name}-v{version}", about)
+    return download(row.weights, file_format, f"{name}-v{version}", about)
 
 
 @router.post(
