@@ -10,7 +10,8 @@ WORKDIR /app
 # Dependencies first, from the pins in pyproject.toml (their one home): this layer is
 # rebuilt only when the pins change, not on every source edit.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+# The image serves ONNX downloads too: the `onnx` extra's pins join the dependencies.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['onnx']))" > /tmp/requirements.txt \
  && /opt/venv/bin/pip install --requirement /tmp/requirements.txt
 COPY README.md alembic.ini ./
 COPY migrations ./migrations

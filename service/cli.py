@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
-from service.core import Model, NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
+from service.core import NetworkSpec, Parameters, RunSpec, SpecError, Trainer, trace_step
 from service.core.spec import with_task_defaults
+from service.formats import load_model
 from service.tabular import read_csv
 
 if TYPE_CHECKING:
@@ -75,9 +76,21 @@ def train(args: argparse.Namespace) -> None:
 
 def predict(args: argparse.Namespace) -> None:
     """One line per input row: the class name for a model trained on labels, else the
-    outputs in the targets' own units."""
-    model = Model.from_bytes(args.model.read_bytes())
+    outputs in the targets' own units; with `--json`, the body the service's predict
+    route answers (`outputs`, and `probabilities`, `labels`, `classes` for classifiers)."""
+    try:
+        model = load_model(args.model.read_bytes())
+    except SpecError as error:
+        raise SpecError(str(args.model), error.message) from None
     inputs = read_csv(args.data, n_targets=0, field=str(args.data)).inputs
+    if args.json:
+        import orjson
+
+        from service.api.predictions import prediction_body
+
+        body = prediction_body(model, inputs)
+        sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        return
     outputs = model.predict(inputs)
     writer = csv.writer(sys.stdout)
     if model.classes is not None:
@@ -219,9 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.set_defaults(handler=train)
 
     predict_parser = commands.add_parser("predict", help="print a model's outputs for CSV inputs")
-    predict_parser.add_argument("model", type=Path, help="model file written by `backprop train`")
+    predict_parser.add_argument(
+        "model",
+        type=Path,
+        help="a model file downloaded from the service (.backprop) or written by `backprop train`",
+    )
     predict_parser.add_argument(
         "--data", type=Path, required=True, help="CSV of input rows, optional header row"
+    )
+    predict_parser.add_argument(
+        "--json", action="store_true", help="print the body the service's predict route answers"
     )
     predict_parser.set_defaults(handler=predict)
 

@@ -50,3 +50,9 @@ class Busy(DomainError):
     """The service is at a limit of concurrent work; the request may succeed later."""
 
     status = 429
+
+
+class NotAvailable(DomainError):
+    """The service was installed without what this request needs (an optional extra)."""
+
+    status = 501

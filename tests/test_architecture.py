@@ -13,14 +13,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "service"
 ALLOWED_SERVICE_IMPORTS = {
     "core": set(),
     "tabular": {"core"},
+    "formats": {"core"},
     "db": {"core", "errors"},
     "jobs": {"core", "db", "config", "errors", "logs"},
-    "api": {"core", "db", "config", "errors", "logs", "tabular"},
+    "api": {"core", "db", "config", "errors", "logs", "tabular", "formats"},
 }
 # Third-party packages the core may use: it is the NumPy engine and nothing else.
 CORE_THIRD_PARTY = {"numpy"}
 # The tabular reader adds Arrow's CSV parser, and only that.
 TABULAR_THIRD_PARTY = {"numpy", "pyarrow"}
+# Model files add onnx (and its protobuf), in the ONNX module only.
+FORMATS_THIRD_PARTY = {"numpy"}
+ONNX_MODULE_THIRD_PARTY = {"numpy", "onnx"}
 # SQLAlchemy names that build statements; outside `service/db` they mean SQL written in
 # the wrong room.
 STATEMENT_BUILDERS = {"select", "insert", "update", "delete", "text", "literal", "func"}
@@ -84,6 +88,18 @@ def test_the_tabular_reader_uses_only_numpy_and_pyarrow() -> None:
         if (top := module.split(".")[0]) != "service"
         and top not in sys.stdlib_module_names
         and top not in TABULAR_THIRD_PARTY
+    ]
+    assert not wrong
+
+
+def test_model_files_use_numpy_and_onnx_only_in_the_onnx_module() -> None:
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)}: {module}"
+        for path in _modules("formats")
+        for module, _ in _imports(path)
+        if (top := module.split(".")[0]) != "service"
+        and top not in sys.stdlib_module_names
+        and top not in (ONNX_MODULE_THIRD_PARTY if path.name == "onnx.py" else FORMATS_THIRD_PARTY)
     ]
     assert not wrong
 

@@ -2,6 +2,8 @@
 Content-Length, the size of a network a request may make the service build, and the
 work and answer size of a prediction."""
 
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import domain_problem, request_path
@@ -45,8 +47,9 @@ def check_prediction_size(
         )
 
 
-# Routes whose bodies are files, limited by `max_upload_bytes` instead of `max_body_bytes`.
-UPLOAD_PATHS = frozenset({"/v1/datasets/csv"})
+# Routes whose bodies are files, limited by `max_upload_bytes` instead of `max_body_bytes`:
+# a CSV dataset, a model file.
+UPLOAD_PATHS = re.compile(r"/v1/datasets/csv|/v1/models/[^/]+/versions")
 
 
 class BodySizeLimit:
@@ -62,7 +65,7 @@ class BodySizeLimit:
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
         """The byte limit for this request's route, and the setting that sets it."""
-        if scope["path"] in UPLOAD_PATHS:
+        if UPLOAD_PATHS.fullmatch(scope["path"]):
             return self.max_upload_bytes, "BACKPROP_MAX_UPLOAD_BYTES"
         return self.max_bytes, "BACKPROP_MAX_BODY_BYTES"
 

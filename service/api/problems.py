@@ -40,6 +40,7 @@ TITLES = {
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal server error",
+    501: "Not implemented",
     503: "Service unavailable",
 }
 

@@ -91,7 +91,10 @@ def inputs_npy(inputs: np.ndarray) -> bytes:
     """Inputs as `.npy` bytes of float32 when that holds every value exactly (integer
     pixels, values read from float32 data), else of float64: half the bytes where nothing
     is lost. Cast straight into the stored bytes, so a large upload is not copied twice."""
-    as_float32 = array_to_npy(inputs, np.float32)
+    # A value beyond float32's range becomes inf there, fails the comparison, and the
+    # inputs are kept as float64: the overflow is expected, not worth a warning.
+    with np.errstate(over="ignore"):
+        as_float32 = array_to_npy(inputs, np.float32)
     stored = npy_view(as_float32)
     if all(np.array_equal(stored[rows], inputs[rows]) for rows in row_blocks(inputs)):
         return as_float32

@@ -6,16 +6,24 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import ModelAliasRow, ModelRow, ModelVersionRow
+from service.db.models import ModelAliasRow, ModelRow, ModelVersionRow, VersionSource
 from service.db.pagination import decode_cursor, page_of
 from service.db.tags import edit_metadata, tags_match
 from service.errors import Conflict, NotFound
 
 
 def register_version(
-    session: Session, model_name: str, job_id: str, epoch: int, weights: bytes
+    session: Session,
+    model_name: str,
+    job_id: str | None,
+    epoch: int | None,
+    weights: bytes,
+    *,
+    source: VersionSource = VersionSource.JOB,
+    description: str | None = None,
 ) -> ModelVersionRow:
-    """Add the next version of `model_name` (creating the model on first use)."""
+    """Add the next version of `model_name` (creating the model on first use): a job's
+    weights at `epoch`, or an uploaded model file's (`source=upload`, no job, no epoch)."""
     if session.get(ModelRow, model_name) is None:
         session.add(ModelRow(name=model_name))
         session.flush()
@@ -28,6 +36,8 @@ def register_version(
         job_id=job_id,
         epoch=epoch,
         weights=weights,
+        source=source,
+        description=description,
     )
     session.add(version)
     session.flush()

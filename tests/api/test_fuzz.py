@@ -117,6 +117,8 @@ CROSS_FIELD_422 = {
     "POST /v1/datasets": "rows of one width; as many targets rows as inputs rows; "
     "n_classes > 2 only for spiral and gaussian; the size limits (server settings)",
     "POST /v1/datasets/csv": "the file must be numeric CSV with more columns than targets",
+    "POST /v1/models/{name}/versions": "the file must be a model file the service wrote, "
+    "intact (its checksum, shapes and values are checked)",
     "POST /v1/jobs": "the loss must fit the output activation, and the network the "
     "dataset's widths and the loss its targets; the size limits (server settings)",
     "POST /v1/trace": "the loss must fit the output activation and the parameters the "

@@ -27,6 +27,15 @@ def test_inputs_are_stored_as_float32_only_where_that_loses_nothing(db_session: 
         assert isinstance(read_targets, np.ndarray) and np.array_equal(read_targets, targets)
 
 
+def test_inputs_beyond_float32s_range_are_stored_as_float64(db_session: Session) -> None:
+    huge = np.array([[3.4028235677973366e38], [1.0]])  # just above float32's largest
+
+    dataset = create_dataset(db_session, "huge", huge, np.ones((2, 1)), {"kind": "rows"})
+
+    assert npy_to_array(dataset.inputs).dtype == np.float64
+    assert np.array_equal(dataset_data(dataset)[0], huge)
+
+
 def test_labels_are_stored_as_indices_and_read_back_with_their_classes(
     db_session: Session,
 ) -> None:

@@ -18,6 +18,7 @@ from service.api.deps import (
     read_sessions,
 )
 from service.api.limits import check_parameter_count, check_prediction_size
+from service.api.model_files import DOWNLOAD_RESPONSE, FileFormat, FormatParam, download
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.params import JobId, ModelNameFilter, TagFilter, tag_pairs
@@ -98,6 +99,11 @@ SNAPSHOT_LINKS = {
     ),
     "PredictAtSnapshot": link(
         "POST", "/v1/jobs/{job_id}/predict", {"job_id": SAME_JOB}, {"epoch": FIRST_SNAPSHOT}
+    ),
+    "DownloadSnapshot": link(
+        "GET",
+        "/v1/jobs/{job_id}/snapshots/{epoch}/download",
+        {"job_id": SAME_JOB, "epoch": FIRST_SNAPSHOT},
     ),
 }
 HISTORY_LINKS = {
@@ -328,6 +334,31 @@ def get_snapshot(
     snapshot = queries.get_snapshot(session, job_id, epoch)
     model = Model.from_bytes(snapshot.weights)
     return {"epoch": snapshot.epoch, **model.parameters.to_layers()}
+
+
+@router.get(
+    "/{job_id:id}/snapshots/{epoch}/download",
+    operation_id="download_job_snapshot",
+    response_class=Response,
+    responses={**DOWNLOAD_RESPONSE, **problem_responses(404, 501)},
+    summary="Download a job's weights at one epoch as a model file (native or ONNX)",
+    description="The same files as a model version's download: `format=native` (the "
+    "default) for `backprop predict` and the upload route, `format=onnx` for ONNX runtimes "
+    "(501 when the service was installed without the `onnx` extra).",
+)
+def download_snapshot(
+    job_id: JobId,
+    epoch: Annotated[int, Path(ge=0, le=MAX_STORED_INT)],
+    session: ReadSessionDep,
+    file_format: FormatParam = FileFormat.NATIVE,
+) -> Response:
+    snapshot = queries.get_snapshot(session, job_id, epoch)
+    about = {
+        "source": {"job_id": job_id, "epoch": snapshot.epoch, "kind": "job"},
+        "created_at": snapshot.created_at,
+    }
+    stem = f"job-{job_id}-epoch-{snapshot.epoch}"
+    return download(snapshot.weights, file_format, stem, about)
 
 
 @router.post(

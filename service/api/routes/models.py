@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -10,12 +10,20 @@ from service.api.deps import (
     ModelCacheDep,
     ReadSessionDep,
     SessionDep,
+    SettingsDep,
     body_schema,
     model_resolver,
     parse_body,
     read_sessions,
 )
 from service.api.limits import check_prediction_size
+from service.api.model_files import (
+    DOWNLOAD_RESPONSE,
+    FileFormat,
+    FormatParam,
+    download,
+    read_upload,
+)
 from service.api.openapi import link
 from service.api.pagination import NEXT_CURSOR, Cursor, Limit
 from service.api.params import AliasName, ModelName, TagFilter, tag_pairs
@@ -24,6 +32,7 @@ from service.api.problems import problem_responses
 from service.api.responses import JSONResponse
 from service.api.schemas import (
     MAX_STORED_INT,
+    TEXT_PATTERN,
     AliasSet,
     EvaluateRequest,
     EvaluateResponse,
@@ -36,7 +45,7 @@ from service.api.schemas import (
 )
 from service.core import Model
 from service.db import registry
-from service.db.models import ModelRow, ModelVersionRow
+from service.db.models import ModelRow, ModelVersionRow, VersionSource
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -79,6 +88,25 @@ VERSION_LINKS = {
     "PredictWithVersion": link(
         "POST", "/v1/models/{name}/predict", {"name": SAME_MODEL}, {"version": FIRST_VERSION}
     ),
+    "DownloadVersion": link(
+        "GET",
+        "/v1/models/{name}/versions/{version}/download",
+        {"name": SAME_MODEL, "version": FIRST_VERSION},
+    ),
+}
+UPLOADED = "$response.body#/version"
+UPLOADED_LINKS = {
+    "GetVersion": link(
+        "GET", "/v1/models/{name}/versions/{version}", {"name": SAME_MODEL, "version": UPLOADED}
+    ),
+    "PredictWithVersion": link(
+        "POST", "/v1/models/{name}/predict", {"name": SAME_MODEL}, {"version": UPLOADED}
+    ),
+    "DownloadVersion": link(
+        "GET",
+        "/v1/models/{name}/versions/{version}/download",
+        {"name": SAME_MODEL, "version": UPLOADED},
+    ),
 }
 ALIAS_LINKS = {
     "PredictWithAlias": link(
@@ -110,6 +138,7 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
         "version": version.version,
         "job_id": version.job_id,
         "epoch": version.epoch,
+        "source": version.source,
         "network": model.spec.to_dict(),
         "task": model.task,
         "classes": None if model.classes is None else list(model.classes),
@@ -256,6 +285,64 @@ def delete_version(
     # Committed first, as in `delete_model`.
     session.commit()
     cache.drop_version(name, version)
+
+
+@router.get(
+    "/{name}/versions/{version}/download",
+    operation_id="download_model_version",
+    response_class=Response,
+    responses={**DOWNLOAD_RESPONSE, **problem_responses(404, 501)},
+    summary="Download one version of a model as a file (native or ONNX)",
+    description="The native file (`format=native`, the default) holds the network spec, "
+    "the weights, the preprocessing statistics, the class and feature names and a manifest "
+    "with the payload's SHA-256; `POST /v1/models/{name}/versions` and `backprop predict` "
+    "read it. `format=onnx` answers an ONNX graph (opset 17) whose `outputs` are the "
+    "predict route's; 501 when the service was installed without the `onnx` extra.",
+)
+def download_version(
+    name: ModelName,
+    version: Annotated[int, Path(ge=1, le=MAX_STORED_INT)],
+    session: ReadSessionDep,
+    file_format: FormatParam = FileFormat.NATIVE,
+) -> Response:
+    row = registry.get_version(session, name, version)
+    about = {
+        "model": {"name": name, "version": version},
+        "source": {"job_id": row.job_id, "epoch": row.epoch, "kind": row.source},
+        "created_at": row.created_at,
+    }
+    return download(row.weights, file_format, f"{name}-v{version}", about)
+
+
+@router.post(
+    "/{name}/versions",
+    operation_id="upload_model_version",
+    status_code=201,
+    response_model=ModelVersionRead,
+    responses={201: {"links": UPLOADED_LINKS}, **problem_responses(400, 413, 422)},
+    summary="Register a model file as the next version of a model",
+    description="Multipart with the file in `file`: a native model file as the download "
+    "route writes it (`format=native`). Its manifest, SHA-256, array shapes, finiteness "
+    "and size are checked before anything is stored; a file that fails any check is a 422 "
+    "naming `file`, and no model or version is created. The model is created on first "
+    "use; the version has `source` upload and no job or epoch. Bodies up to "
+    "BACKPROP_MAX_UPLOAD_BYTES.",
+)
+def upload_version(
+    name: ModelName,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="A native model file (.backprop)")],
+    description: Annotated[
+        str | None,
+        Form(max_length=1000, pattern=TEXT_PATTERN, description="Kept with the version"),
+    ] = None,
+) -> Any:
+    _, payload = read_upload(settings, file)
+    version = registry.register_version(
+        session, name, None, None, payload, source=VersionSource.UPLOAD, description=description
+    )
+    return _version_read(version)
 
 
 @router.put(

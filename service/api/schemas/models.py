@@ -43,6 +43,7 @@ class ModelVersionRead(Output):
                     "version": 1,
                     "job_id": "4c1d2e3f5a6b7c8d9e0f1a2b3c4d5e6f",
                     "epoch": 500,
+                    "source": "job",
                     "network": {
                         "layers": [2, 8, 1],
                         "hidden_activation": "tanh",
@@ -63,8 +64,18 @@ class ModelVersionRead(Output):
 
     name: str
     version: int
-    job_id: str | None
-    epoch: int
+    job_id: str | None = Field(
+        description="The job that trained these weights; null for an uploaded model file "
+        "(and once the job is gone)."
+    )
+    epoch: int | None = Field(
+        description="The job's epoch whose weights the version holds; null for an uploaded "
+        "model file."
+    )
+    source: Literal["job", "upload"] = Field(
+        description="`job`: registered by a training job; `upload`: a model file uploaded "
+        "with `POST /v1/models/{name}/versions`."
+    )
     network: dict[str, Any]
     task: Literal["classification", "regression"] = Field(
         description="classification for models trained on labels and for sigmoid and "
