@@ -9,9 +9,16 @@ from service.errors import NotFound
 
 
 def register_version(
-    session: Session, model_name: str, job_id: str, epoch: int, weights: bytes
+    session: Session,
+    model_name: str,
+    job_id: str,
+    epoch: int,
+    weights: bytes,
+    *,
+    metrics: dict[str, float | None] | None = None,
 ) -> ModelVersionRow:
-    """Add the next version of `model_name` (creating the model on first use)."""
+    """Add the next version of `model_name` (creating the model on first use); `metrics`
+    are the history row of `epoch`, the epoch whose weights it holds."""
     if session.get(ModelRow, model_name) is None:
         session.add(ModelRow(name=model_name))
         session.flush()
@@ -24,6 +31,7 @@ def register_version(
         job_id=job_id,
         epoch=epoch,
         weights=weights,
+        metrics=metrics,
     )
     session.add(version)
     session.flush()

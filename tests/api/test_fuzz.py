@@ -105,7 +105,10 @@ CROSS_FIELD_422 = {
     "n_classes > 2 only for spiral and gaussian; the size limits (server settings)",
     "POST /v1/datasets/csv": "the file must be numeric CSV with more columns than targets",
     "POST /v1/jobs": "the loss must fit the output activation, and the network the "
-    "dataset's widths and the loss its targets; the size limits (server settings)",
+    "dataset's widths and the loss its targets; a warm start's model its layers, classes "
+    "and preprocessing; the size limits (server settings)",
+    "POST /v1/jobs/{job_id}/retry": "continuing from a checkpoint needs more epochs than "
+    "it holds; the size limits (server settings)",
     "POST /v1/trace": "the loss must fit the output activation and the parameters the "
     "network's layer shapes",
     "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,

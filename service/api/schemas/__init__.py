@@ -48,6 +48,7 @@ from service.api.schemas.jobs import (
     HistoryPoint,
     JobCreate,
     JobRead,
+    JobRetry,
     SnapshotRead,
     SnapshotSummary,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "JobEvaluateRequest",
     "JobPredictRequest",
     "JobRead",
+    "JobRetry",
     "LayerParameters",
     "LayerParametersRead",
     "Loss",
