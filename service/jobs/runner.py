@@ -333,7 +333,11 @@ class JobRunner:
             cancel_requested = touch(session, self.lease)
             snapshots = list(self.pending_snapshots)
             latest = snapshots[-1].epoch if snapshots else self.snapshot_epoch
-            if snapshot_of is not None and snapshot_of.weights_epoch != latest:
+            # A diverged run's kept weights are written even at the epoch the run started
+            # from (0, or its checkpoint's): its error names that snapshot.
+            if snapshot_of is not None and (
+                snapshot_of.weights_epoch != latest or snapshot_of.diverged
+            ):
                 snapshots.append(self._snapshot(snapshot_of, weights))
             record_progress(session, self.job_id, self.pending, snapshots)
             result = end(session)

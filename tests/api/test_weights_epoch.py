@@ -116,6 +116,8 @@ def test_a_run_that_trains_every_epoch_holds_the_last_epochs_weights(
     ("stopping", "kept"),
     [
         ({}, r"kept the weights from the end of epoch (\d+)"),
+        # So steep that the first epoch diverges: the weights kept are the initial ones.
+        ({"learning_rate": 1e100}, r"kept the weights from the end of epoch (0)"),
         ({"early_stopping_patience": 50}, r"restored the best weights, of epoch (\d+)"),
     ],
 )
