@@ -15,3 +15,7 @@ SCHEDULES: dict[str, Schedule] = {
         lr * 0.5 * (1 + math.cos(math.pi * epoch / total))
     ),
 }
+
+# Schedules that multiply the rate by `decay` once per `decay_every` epochs: a decay
+# above 1 would grow the rate. (inverse_time's decay is a rate of decay: any size decays.)
+FACTOR_SCHEDULES = ("exponential", "step")

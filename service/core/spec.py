@@ -17,7 +17,7 @@ from .errors import SpecError
 from .initializers import INIT_CHOICES
 from .losses import LOSSES, VALID_LOSSES
 from .optimizers import OPTIMIZERS
-from .schedules import SCHEDULES
+from .schedules import FACTOR_SCHEDULES, SCHEDULES
 
 UPDATE_RULES = ("standard", "dirty")
 INPUT_SCALINGS = ("minmax", "none", "standardize")
@@ -270,6 +270,20 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
+        """A new run's spec, checked against every rule."""
+        spec = cls._parse(data)
+        check_decay_decays(spec.training)
+        return spec
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> "RunSpec":
+        """A job's spec as stored: read as it meant when it was accepted (`stored_spec`),
+        and held to the rules it was accepted under, so a queued or interrupted job still
+        runs and resumes. Rules added since (`check_decay_decays`) apply to new specs."""
+        return cls._parse(stored_spec(data))
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> "RunSpec":
         if not isinstance(data, Mapping):
             raise SpecError("spec", "must be an object with network and training")
         if "network" not in data:
@@ -341,6 +355,16 @@ def with_task_defaults(data: Mapping[str, Any], task: str, n_classes: int | None
     training.setdefault("loss", loss)
     spec["network"], spec["training"] = network, training
     return spec
+
+
+def check_decay_decays(training: TrainingSpec) -> None:
+    """Reject a step or exponential schedule whose `lr_decay` factor grows the rate."""
+    if training.lr_schedule in FACTOR_SCHEDULES and training.lr_decay > 1:
+        raise SpecError(
+            "training.lr_decay",
+            f"must be at most 1 with lr_schedule {training.lr_schedule}, got "
+            f"{_text(training.lr_decay)}: the rate is multiplied by it, so above 1 it grows",
+        )
 
 
 def check_loss_fits_output(network: NetworkSpec, loss: str, field: str = "training.loss") -> None:

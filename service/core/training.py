@@ -149,6 +149,15 @@ class Trainer:
 
     `classes` names the classes when `targets` encode labels (`Labels.targets_for`): the
     model then answers with those names.
+
+    `start_from` warm-starts the run from a trained model: its parameters replace the
+    initialization and its preprocessing statistics are used as they are, not refitted, so
+    the network sees its inputs scaled as it learned them. Its layers and classes must be
+    the run's. A checkpoint of a warm-started run resumes only with the same `start_from`.
+
+    `weights_epoch` is the epoch whose weights the parameters hold: the last epoch trained,
+    the best one once early stopping restored it, or the one kept after a divergence
+    (0: the initial weights).
     """
 
     def __init__(
@@ -160,6 +169,7 @@ class Trainer:
         initial_parameters: Parameters | None = None,
         classes: Sequence[ClassName] | None = None,
         feature_names: Sequence[str] | None = None,
+        start_from: Model | None = None,
     ) -> None:
         self.spec = spec
         # Only carried into the model, which names its inputs with them.
@@ -168,6 +178,12 @@ class Trainer:
         network, training = spec.network, spec.training
         self.dtype = np.dtype(training.dtype)
         self.classes = None if classes is None else tuple(classes)
+        self.start_from = start_from
+        if start_from is not None:
+            check_start_model(start_from, network, self.classes)
+            if initial_parameters is not None:
+                raise SpecError("parameters", "give initial parameters or a model to start from")
+            initial_parameters = start_from.parameters
         x, t = check_data(inputs, targets, network, training.loss)
         if self.classes is not None:
             counts = np.bincount(class_indices(t), minlength=len(self.classes))
@@ -194,6 +210,7 @@ class Trainer:
             epsilon=training.epsilon,
         )
         self.epoch = 0
+        self.weights_epoch = 0
         self.stop_reason: str | None = None
         self.diverged = False
         self.best_loss = math.inf
@@ -252,7 +269,11 @@ class Trainer:
         """Training and validation parts, scaled by statistics of the training part; the
         raw targets stay in `raw_train_t` and `raw_val_t` for metrics in raw units."""
         train_x, train_t, val_x, val_t = self._split_rows(x, t)
-        prep = self.preprocessing = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
+        if self.start_from is not None:
+            prep = self.start_from.preprocessing or Preprocessing()
+        else:
+            prep = Preprocessing.fit(self.spec.preprocessing, train_x, train_t)
+        self.preprocessing = prep
         self.raw_train_t, self.raw_val_t = train_t, val_t
 
         def inputs(rows: np.ndarray) -> np.ndarray:
@@ -369,14 +390,17 @@ class Trainer:
             self.diverged = True
             if self.best_flat is not None:
                 self.params.flat[...] = self.best_flat
+                self.weights_epoch = self.best_epoch
                 kept = f"restored the best weights, of epoch {self.best_epoch}"
             else:
                 self.params.flat[...] = before
+                self.weights_epoch = self.epoch - 1
                 kept = f"kept the weights from the end of epoch {self.epoch - 1}"
             self.stop_reason = (
                 f"diverged at epoch {self.epoch}: the training loss became {loss}; {kept}"
             )
             return None
+        self.weights_epoch = self.epoch
         values: dict[str, Any] = {}
         if self._regression:
             values["mae"], values["r2"] = self._train_regression_scores(errors, squared_error)
@@ -493,6 +517,7 @@ class Trainer:
         if self.done and self.best_flat is not None:
             # With early stopping on, the model is always the best epoch's weights.
             self.params.flat[...] = self.best_flat
+            self.weights_epoch = self.best_epoch
 
     def model(self) -> Model:
         """The current weights as a standalone model, with its preprocessing and classes."""
@@ -511,6 +536,7 @@ class Trainer:
             "spec": self._spec_dict,
             "n_train": len(self.train_x),
             "epoch": self.epoch,
+            "weights_epoch": self.weights_epoch,
             "rng": self.rng.bit_generator.state,
             "stop_reason": self.stop_reason,
             "diverged": self.diverged,
@@ -530,7 +556,9 @@ class Trainer:
     def _restore(self, data: bytes) -> None:
         meta, arrays = unpack("checkpoint", data)
         # A checkpoint written before preprocessing existed trained on the data as given.
-        if stored_spec(meta["spec"]) != self._spec_dict:
+        # Only the epoch count may differ: a run continued for more epochs (a retry)
+        # resumes from the checkpoint of its shorter self.
+        if _without_epochs(stored_spec(meta["spec"])) != _without_epochs(self._spec_dict):
             raise SpecError("checkpoint", "was made for a different spec")
         if meta["n_train"] != len(self.train_x):
             raise SpecError("checkpoint", "was made for a data set of another size")
@@ -543,6 +571,8 @@ class Trainer:
         self.params.flat[...] = arrays["params"]
         self.rng.bit_generator.state = meta["rng"]
         self.epoch = meta["epoch"]
+        # Checkpoints written before weights_epoch existed held the last epoch's weights.
+        self.weights_epoch = meta.get("weights_epoch", self.epoch)
         self.stop_reason = meta["stop_reason"]
         self.diverged = meta["diverged"]
         self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
@@ -553,3 +583,32 @@ class Trainer:
         self.optimizer.load_state(
             {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         )
+
+
+def _without_epochs(spec: dict[str, Any]) -> dict[str, Any]:
+    training = {k: v for k, v in spec.get("training", {}).items() if k != "epochs"}
+    return {**spec, "training": training}
+
+
+def check_start_model(
+    model: Model, network: NetworkSpec, classes: Sequence[ClassName] | None, field: str = "model"
+) -> None:
+    """Refuse to warm-start `network` from `model` unless their layer widths are the same
+    and the model answers the same classes (or, like the data, none). Activations may
+    differ: the weights are numbers per layer, whatever follows them."""
+    if model.spec.layers != network.layers:
+        raise SpecError(
+            field,
+            f"the model has layers {list(model.spec.layers)}, "
+            f"the job's network has {list(network.layers)}",
+        )
+    mine = None if classes is None else list(classes)
+    theirs = None if model.classes is None else list(model.classes)
+    if mine != theirs:
+        if theirs is None:
+            problem = f"the model was trained on target values, the data has classes {mine}"
+        elif mine is None:
+            problem = f"the model answers classes {theirs}, the data has target values"
+        else:
+            problem = f"the model answers classes {theirs}, the data has classes {mine}"
+        raise SpecError(field, problem)

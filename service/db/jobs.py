@@ -2,9 +2,10 @@
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
@@ -23,6 +24,25 @@ CREATE_LOCK_KEY = 0x6270_6A6F_6273  # "bpjobs"
 JOBS_CHANNEL = "backprop_jobs"
 # A job flips between queued and running only when a worker claims or hands it back.
 CANCEL_TRIES = 5
+# A history row's values: loss, val_loss, rmse, the metrics and the learning rate.
+HISTORY_METRICS = tuple(
+    column.name for column in HistoryRow.__table__.columns if not column.primary_key
+)
+
+
+# Where a warm start began, kept in the job's stored spec beside network, training and
+# preprocessing: `{"initial_model": {"name", "version"}}` or `{"initial_job": {"id", "epoch"}}`.
+START_MODEL = "initial_model"
+START_JOB = "initial_job"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The model blob a job starts from (its own copy) and where it came from, as stored
+    in the job's spec: `{START_MODEL: {...}}` or `{START_JOB: {...}}`."""
+
+    weights: bytes
+    source: dict[str, dict[str, Any]]
 
 
 def create_job(
@@ -34,18 +54,26 @@ def create_job(
     *,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    start: WarmStart | None = None,
+    retry_of: JobRow | None = None,
 ) -> JobRow:
-    """Queue a job; the spec must already be checked against its dataset."""
+    """Queue a job; the spec must already be checked against its dataset. A retry copies
+    the description and tags of the job it retries."""
     job = JobRow(
         dataset_id=dataset_id,
         model_name=model_name,
         status=JobStatus.QUEUED,
-        spec=spec.to_dict(),
+        spec=spec.to_dict() | ({} if start is None else start.source),
         checkpoint_every=checkpoint_every,
         epochs_total=spec.training.epochs,
         description=description,
         tags=dict(tags or {}),
+        initial_weights=None if start is None else start.weights,
     )
+    if retry_of is not None:
+        job.retry_of = retry_of.id
+        job.description = retry_of.description
+        job.tags = dict(retry_of.tags or {})
     session.add(job)
     session.flush()
     notify_job_queued(session, job.id)
@@ -185,12 +213,20 @@ def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]
     if not records:
         return
     rows: list[dict[str, Any]] = [{"job_id": job_id, **record.to_dict()} for record in records]
-    metrics = tuple(
-        column.name for column in HistoryRow.__table__.columns if not column.primary_key
-    )
     # Rows go as parameters of one cached statement (executemany), not as a VALUES list
     # compiled anew for every batch: compiling 500 rows cost more than training XOR.
-    session.execute(upsert(session, HistoryRow, key=("job_id", "epoch"), replace=metrics), rows)
+    session.execute(
+        upsert(session, HistoryRow, key=("job_id", "epoch"), replace=HISTORY_METRICS), rows
+    )
+
+
+def epoch_metrics(session: Session, job_id: str, epoch: int) -> dict[str, float | None] | None:
+    """The history row of one epoch as `{loss, val_loss, rmse, ...}`, or None (epoch 0,
+    or never written)."""
+    row = session.get(HistoryRow, (job_id, epoch))
+    if row is None:
+        return None
+    return {name: getattr(row, name) for name in HISTORY_METRICS}
 
 
 def snapshot_epochs(session: Session, job_id: str) -> list[int]:
@@ -242,3 +278,52 @@ def _summary(epochs: Iterable[int]) -> str:
     values = list(epochs)
     shown = ", ".join(map(str, values[:10]))
     return shown + (f", ... ({len(values)} in all)" if len(values) > 10 else "")
+
+
+def warm_start_of(job: JobRow) -> WarmStart | None:
+    """The warm start `job` began from, to begin a retry of it the same way."""
+    if job.initial_weights is None:
+        return None
+    source = {key: job.spec[key] for key in (START_MODEL, START_JOB) if key in job.spec}
+    return WarmStart(job.initial_weights, source)
+
+
+def final_snapshot(session: Session, job: JobRow) -> SnapshotRow:
+    """The snapshot of the weights the job ended with (`weights_epoch`), or its latest
+    for a job that ended before that was recorded."""
+    return get_snapshot(session, job.id, job.weights_epoch)
+
+
+def latest_checkpoint_epoch(session: Session, job_id: str) -> int | None:
+    """The epoch of the job's latest snapshot with a checkpoint (a resume point), if any."""
+    return session.scalar(
+        select(func.max(SnapshotRow.epoch)).where(
+            SnapshotRow.job_id == job_id, SnapshotRow.checkpoint.is_not(None)
+        )
+    )
+
+
+def copy_run(session: Session, source_id: str, target: JobRow, epoch: int) -> None:
+    """Give `target` the run of `source_id` up to its checkpoint at `epoch`: that snapshot
+    and the history up to it, copied, so `target` resumes exactly there (the worker's
+    resume path reads them) and does not depend on the source job staying."""
+    snapshot = get_snapshot(session, source_id, epoch)
+    session.add(
+        SnapshotRow(
+            job_id=target.id,
+            epoch=epoch,
+            weights=snapshot.weights,
+            checkpoint=snapshot.checkpoint,
+        )
+    )
+    names = ("epoch", *HISTORY_METRICS)
+    rows = session.execute(
+        select(*(getattr(HistoryRow, name) for name in names)).where(
+            HistoryRow.job_id == source_id, HistoryRow.epoch <= epoch
+        )
+    )
+    copies = [{"job_id": target.id, **row._asdict()} for row in rows]
+    if copies:
+        session.execute(insert(HistoryRow), copies)
+    target.epoch = epoch
+    session.flush()

@@ -148,8 +148,10 @@ def finish(
     error: str | None = None,
     stop_reason: str | None = None,
     model_version: int | None = None,
+    weights_epoch: int | None = None,
 ) -> None:
-    """Move a job this worker holds to a final state and clear its lease."""
+    """Move a job this worker holds to a final state and clear its lease; `weights_epoch`
+    is the epoch whose weights the job ended with."""
     if status not in TERMINAL:
         raise ValueError(f"{status.value} is not a final state")
     finished = update_row(
@@ -161,6 +163,7 @@ def finish(
         error=error,
         stop_reason=stop_reason,
         model_version=model_version,
+        weights_epoch=weights_epoch,
         finished_at=sql_time(clock(session, now)),
         lease_token=None,
     )

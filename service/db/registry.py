@@ -21,9 +21,11 @@ def register_version(
     *,
     source: VersionSource = VersionSource.JOB,
     description: str | None = None,
+    metrics: dict[str, float | None] | None = None,
 ) -> ModelVersionRow:
     """Add the next version of `model_name` (creating the model on first use): a job's
-    weights at `epoch`, or an uploaded model file's (`source=upload`, no job, no epoch)."""
+    weights at `epoch`, or an uploaded model file's (`source=upload`, no job, no epoch);
+    `metrics` are the history row of `epoch`, the epoch whose weights it holds."""
     if session.get(ModelRow, model_name) is None:
         session.add(ModelRow(name=model_name))
         session.flush()
@@ -38,6 +40,7 @@ def register_version(
         weights=weights,
         source=source,
         description=description,
+        metrics=metrics,
     )
     session.add(version)
     session.flush()

@@ -35,6 +35,8 @@ class RunInput:
     resume_epoch: int
     # Seconds the job has run since it first started, by the database's clock.
     elapsed_seconds: float
+    # The model blob a warm-started job begins from.
+    initial_weights: bytes | None = None
 
 
 def start_run(session: Session, job_id: str) -> RunInput:
@@ -67,6 +69,7 @@ def start_run(session: Session, job_id: str) -> RunInput:
         checkpoint=latest.checkpoint if latest is not None else None,
         resume_epoch=resume_epoch,
         elapsed_seconds=elapsed,
+        initial_weights=job.initial_weights,
     )
 
 
@@ -77,11 +80,17 @@ def record_progress(
     snapshots: Sequence[SnapshotRow],
 ) -> None:
     """Write epoch records, the job's epoch and losses as of the last of them, and
-    snapshots; an epoch or snapshot written before (by an earlier attempt) is replaced."""
+    snapshots; an epoch or snapshot written before (by an earlier attempt) is replaced,
+    except that a snapshot without a checkpoint keeps the checkpoint stored at its epoch
+    (the same weights: early stopping restored them)."""
     if records:
         upsert_history(session, job_id, records)
         last = records[-1]
         progress = {"epoch": last.epoch, "loss": last.loss, "val_loss": last.val_loss}
         update_row(session, JobRow, job_id, **progress)
     for snapshot in snapshots:
-        session.merge(snapshot)
+        stored = session.get(SnapshotRow, (snapshot.job_id, snapshot.epoch))
+        if snapshot.checkpoint is None and stored is not None:
+            stored.weights = snapshot.weights
+        else:
+            session.merge(snapshot)

@@ -12,8 +12,9 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core import EpochRecord, RunSpec, SpecError, Trainer
+from service.core import EpochRecord, Model, RunSpec, SpecError, Trainer
 from service.core.labels import Labels
+from service.db.jobs import epoch_metrics
 from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
 from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
@@ -127,13 +128,23 @@ def _trainer(spec: RunSpec, run: RunInput) -> Trainer:
     """The run's trainer: labels are encoded for the spec's output (one-hot, or one 0/1
     column) and their classes go into the model it trains."""
     names = run.feature_names
+    # A warm start: the job keeps its own copy of the model it starts from.
+    start = None if run.initial_weights is None else Model.from_bytes(run.initial_weights)
     if isinstance(run.targets, Labels):
         targets = run.targets.targets_for(spec.network)
         classes = run.targets.classes
         return Trainer(
-            spec, run.inputs, targets, run.checkpoint, classes=classes, feature_names=names
+            spec,
+            run.inputs,
+            targets,
+            run.checkpoint,
+            classes=classes,
+            feature_names=names,
+            start_from=start,
         )
-    return Trainer(spec, run.inputs, run.targets, run.checkpoint, feature_names=names)
+    return Trainer(
+        spec, run.inputs, run.targets, run.checkpoint, feature_names=names, start_from=start
+    )
 
 
 class JobRunner:
@@ -214,7 +225,7 @@ class JobRunner:
     def _run(self) -> JobStatus:
         job = self._start()
         try:
-            spec = RunSpec.from_dict(job.spec)
+            spec = RunSpec.from_stored(job.spec)
             trainer = _trainer(spec, job)
         except SpecError as error:
             self._commit(end=self._ending(JobStatus.FAILED, error=f"cannot train: {error}"))
@@ -256,20 +267,24 @@ class JobRunner:
                 last_flush = time.monotonic()
 
         if trainer.diverged:
-            # The diverged epoch restored the previous weights; earlier snapshots stay.
-            self._commit(end=self._ending(JobStatus.FAILED, error=trainer.stop_reason))
+            # The diverged epoch restored earlier weights (the best epoch's, or the previous
+            # epoch's): the error names that epoch, and its snapshot holds them.
+            end = self._ending(JobStatus.FAILED, error=trainer.stop_reason, trainer=trainer)
+            self._commit(snapshot_of=trainer, end=end)
             return JobStatus.FAILED
         if trainer.done:
             return self._succeed(trainer, job.model_name)
         if self.cancel_requested.is_set():
-            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.CANCELLED))
+            end = self._ending(JobStatus.CANCELLED, trainer=trainer)
+            self._commit(snapshot_of=trainer, end=end)
             return JobStatus.CANCELLED
         if timed_out:
             reason = (
                 f"exceeded the wall-clock limit of {self.time_limit_seconds:g} s "
                 f"(BACKPROP_JOB_TIME_LIMIT_SECONDS) at epoch {trainer.epoch}"
             )
-            self._commit(snapshot_of=trainer, end=self._ending(JobStatus.FAILED, error=reason))
+            end = self._ending(JobStatus.FAILED, error=reason, trainer=trainer)
+            self._commit(snapshot_of=trainer, end=end)
             return JobStatus.FAILED
         return self._commit(snapshot_of=trainer, end=lambda session: hand_back(session, self.lease))
 
@@ -312,13 +327,17 @@ class JobRunner:
         self, snapshot_of: Trainer | None, weights: bytes | None, end: Callable[[Session], T]
     ) -> T:
         """In one transaction: check the lease, write the buffered history, progress and
-        snapshots, a snapshot of `snapshot_of` (unless its epoch has one), then `end`,
-        whose result it returns."""
+        snapshots, a snapshot of `snapshot_of`'s weights at the epoch they are from (unless
+        that epoch has one), then `end`, whose result it returns."""
         with self.session_factory.begin() as session:
             cancel_requested = touch(session, self.lease)
             snapshots = list(self.pending_snapshots)
             latest = snapshots[-1].epoch if snapshots else self.snapshot_epoch
-            if snapshot_of is not None and snapshot_of.epoch != latest:
+            # A diverged run's kept weights are written even at the epoch the run started
+            # from (0, or its checkpoint's): its error names that snapshot.
+            if snapshot_of is not None and (
+                snapshot_of.weights_epoch != latest or snapshot_of.diverged
+            ):
                 snapshots.append(self._snapshot(snapshot_of, weights))
             record_progress(session, self.job_id, self.pending, snapshots)
             result = end(session)
@@ -332,16 +351,25 @@ class JobRunner:
         return result
 
     def _snapshot(self, trainer: Trainer, weights: bytes | None = None) -> SnapshotRow:
+        """The trainer's weights, at the epoch they come from. Weights restored from an
+        earlier epoch (early stopping, divergence) get no checkpoint: the trainer's state
+        is not that epoch's, so nothing may resume from it (a checkpoint already stored at
+        that epoch is kept, see `record_progress`)."""
+        current = trainer.weights_epoch == trainer.epoch and not trainer.diverged
         return SnapshotRow(
             job_id=self.job_id,
-            epoch=trainer.epoch,
+            epoch=trainer.weights_epoch,
             weights=trainer.model().to_bytes() if weights is None else weights,
-            checkpoint=trainer.checkpoint(),
+            checkpoint=trainer.checkpoint() if current else None,
         )
 
-    def _ending(self, status: JobStatus, error: str | None = None) -> Callable[[Session], None]:
+    def _ending(
+        self, status: JobStatus, error: str | None = None, trainer: Trainer | None = None
+    ) -> Callable[[Session], None]:
+        weights_epoch = None if trainer is None else trainer.weights_epoch
+
         def end(session: Session) -> None:
-            finish(session, self.lease, status, error=error)
+            finish(session, self.lease, status, error=error, weights_epoch=weights_epoch)
 
         return end
 
@@ -352,8 +380,11 @@ class JobRunner:
         def end(session: Session) -> int | None:
             version = None
             if model_name is not None:
+                epoch = trainer.weights_epoch
+                # The history row of that epoch is written by now (same transaction).
+                metrics = epoch_metrics(session, self.job_id, epoch)
                 version = register_version(
-                    session, model_name, self.job_id, trainer.epoch, weights
+                    session, model_name, self.job_id, epoch, weights, metrics=metrics
                 ).version
             finish(
                 session,
@@ -361,6 +392,7 @@ class JobRunner:
                 JobStatus.SUCCEEDED,
                 stop_reason=trainer.stop_reason,
                 model_version=version,
+                weights_epoch=trainer.weights_epoch,
             )
             return version
 

@@ -516,3 +516,20 @@ def test_a_class_of_one_sample_with_a_validation_split_names_the_split(
     assert "'bird'" in problem["detail"]
     assert row_counts(settings.database_url) == before
     assert client.post("/v1/jobs", json=job).status_code == 202
+
+
+def test_a_decaying_schedule_whose_decay_grows_the_rate_is_a_422_naming_lr_decay(
+    client: TestClient, dataset_id: str, settings: Any
+) -> None:
+    before = row_counts(settings.database_url)
+    body = {
+        **job_body(dataset_id),
+        "training": {"lr_schedule": "exponential", "lr_decay": 1.01},
+    }
+
+    problem = assert_problem(
+        client.post("/v1/jobs", json=body), 422, ["body", "training", "lr_decay"]
+    )
+
+    assert "at most 1 with lr_schedule exponential" in problem["detail"]
+    assert row_counts(settings.database_url) == before

@@ -120,7 +120,10 @@ CROSS_FIELD_422 = {
     "POST /v1/models/{name}/versions": "the file must be a model file the service wrote, "
     "intact (its checksum, shapes and values are checked)",
     "POST /v1/jobs": "the loss must fit the output activation, and the network the "
-    "dataset's widths and the loss its targets; the size limits (server settings)",
+    "dataset's widths and the loss its targets; a warm start's model its layers, classes "
+    "and preprocessing; the size limits (server settings)",
+    "POST /v1/jobs/{job_id}/retry": "continuing from a checkpoint needs more epochs than "
+    "it holds; the size limits (server settings)",
     "POST /v1/trace": "the loss must fit the output activation and the parameters the "
     "network's layer shapes",
     "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,

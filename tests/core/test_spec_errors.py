@@ -184,3 +184,26 @@ def test_categorical_targets_whose_rows_do_not_sum_to_one_are_rejected() -> None
     with pytest.raises(SpecError) as raised:
         Trainer(spec, [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], targets)
     assert raised.value.field == "targets[1]"
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential"])
+def test_a_decay_factor_above_one_is_refused_where_it_would_grow_the_rate(schedule: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        RunSpec.from_dict(_with("training", lr_schedule=schedule, lr_decay=1.5))
+
+    assert raised.value.field == "training.lr_decay"
+    assert f"at most 1 with lr_schedule {schedule}" in str(raised.value)
+    # 1 is a constant rate, and inverse_time's decay is a rate of decay: both are fine.
+    RunSpec.from_dict(_with("training", lr_schedule=schedule, lr_decay=1.0))
+    RunSpec.from_dict(_with("training", lr_schedule="inverse_time", lr_decay=1.5))
+
+
+def test_a_stored_spec_accepted_before_the_decay_rule_still_reads_and_trains() -> None:
+    stored = _with("training", lr_schedule="step", lr_decay=2.0, lr_decay_every=1)
+
+    spec = RunSpec.from_stored(stored)
+    trainer = Trainer(spec, INPUTS, TARGETS)
+    rates = [record.learning_rate for record in trainer.run()]
+
+    assert spec.training.lr_decay == 2.0
+    assert rates == [0.1, 0.2, 0.4]

@@ -107,7 +107,9 @@ def test_early_stopping_job_succeeds_with_its_stop_reason(
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.stop_reason is not None and "early stopping" in job.stop_reason
     assert history_epochs(session_factory, job_id) == list(range(1, job.epoch + 1))
-    assert [s.epoch for s in snapshots(session_factory, job_id)] == [job.epoch]
+    # The weights kept are the best epoch's, and their snapshot says so.
+    assert job.weights_epoch is not None and job.weights_epoch < job.epoch
+    assert [s.epoch for s in snapshots(session_factory, job_id)] == [job.weights_epoch]
 
 
 def test_diverging_job_fails_with_the_epoch_in_its_error_and_keeps_history(
@@ -126,7 +128,10 @@ def test_diverging_job_fails_with_the_epoch_in_its_error_and_keeps_history(
     assert job.finished_at is not None and job.lease_token is None
     assert job.model_version is None
     assert history_epochs(session_factory, job_id) == list(range(1, job.epoch + 1))
-    assert [s.epoch for s in snapshots(session_factory, job_id)] == list(range(5, job.epoch + 1, 5))
+    # Every fifth epoch's checkpoint, and the last good epoch's weights, which were kept.
+    assert job.weights_epoch == job.epoch
+    epochs = sorted({*range(5, job.epoch + 1, 5), job.epoch})
+    assert [s.epoch for s in snapshots(session_factory, job_id)] == epochs
 
 
 def test_job_whose_spec_does_not_fit_its_dataset_fails_with_the_reason(

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from service.api.schemas import (
     JobEvaluateRequest,
     JobPredictRequest,
     JobRead,
+    JobRetry,
     MetadataPatch,
     Page,
     PredictResponse,
@@ -42,11 +43,12 @@ from service.api.schemas import (
 from service.config import Settings
 from service.core import Model, NetworkSpec, RunSpec, SpecError, check_data
 from service.core.labels import Labels, check_labelled_run, check_labels_fit
-from service.core.spec import with_task_defaults
-from service.db import JobStatus
+from service.core.spec import stored_spec, with_task_defaults
+from service.core.training import check_start_model
+from service.db import JobStatus, registry
 from service.db import datasets as dataset_queries
 from service.db import jobs as queries
-from service.errors import Busy, Invalid
+from service.errors import Busy, Conflict, Invalid, NotFound
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -59,6 +61,7 @@ def _job_links(job_id: str) -> dict[str, dict[str, Any]]:
     return {
         "GetJob": link("GET", "/v1/jobs/{job_id}", parameters),
         "CancelJob": link("POST", "/v1/jobs/{job_id}/cancel", parameters),
+        "RetryJob": link("POST", "/v1/jobs/{job_id}/retry", parameters),
         "GetHistory": link("GET", "/v1/jobs/{job_id}/history", parameters),
         "ListSnapshots": link("GET", "/v1/jobs/{job_id}/snapshots", parameters),
         "UpdateJob": link("PATCH", "/v1/jobs/{job_id}", parameters),
@@ -157,12 +160,17 @@ def _check_active_jobs(settings: Settings, session: Session) -> None:
     description="Queues the job and returns at once; workers train it. Poll `GET /v1/jobs/{id}`. "
     "On a labelled dataset, `network.output_activation` and `training.loss` default to "
     "softmax and categorical cross-entropy (sigmoid and binary cross-entropy for a one-unit "
-    "output); the job's `spec` shows every value used.",
+    "output); the job's `spec` shows every value used. With `initial_model` or "
+    "`initial_job` the job warm-starts from those weights and their preprocessing "
+    "statistics (a model, alias, job or snapshot that does not exist is a 404).",
 )
-def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> Any:
+def create_job(
+    body: JobCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> Any:
     dataset = dataset_queries.get_dataset(session, body.dataset_id)
     inputs, data = dataset_queries.dataset_data(dataset)
     labels = data if isinstance(data, Labels) else None
+    start, start_model, start_field = _warm_start(session, body)
     # What the client left out of the spec is filled in from the dataset's task (softmax
     # for labels, identity for targets), so only the fields it did give are passed on.
     given = {
@@ -170,6 +178,8 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         "training": _given(body.training),
         "preprocessing": _given(body.preprocessing),
     }
+    if start_model is not None:
+        given["preprocessing"] = _start_preprocessing(start_model, given["preprocessing"])
     n_classes = None
     if labels is not None:
         n_classes = labels.n_classes
@@ -177,6 +187,9 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         # not what a default chosen for that width makes of it.
         check_labels_fit(NetworkSpec(layers=tuple(body.network.layers)), n_classes)
     spec = RunSpec.from_dict(with_task_defaults(given, dataset.task, n_classes))
+    if start_model is not None:
+        classes = None if labels is None else labels.classes
+        check_start_model(start_model, spec.network, classes, start_field)
     _check_job_limits(settings, spec, dataset.n_samples)
     targets = data if labels is None else labels.targets_for(spec.network)
     try:
@@ -199,8 +212,53 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep) -> A
         body.checkpoint_every,
         description=body.description,
         tags=body.tags,
+        start=start,
     )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
+
+
+def _warm_start(
+    session: Session, body: JobCreate
+) -> tuple[queries.WarmStart | None, Model | None, str]:
+    """The weights `initial_model` or `initial_job` name, resolved now and copied (a 404
+    when they do not exist), with the model they make and the field that named them."""
+    if body.initial_model is not None and body.initial_job is not None:
+        raise Invalid(
+            "give initial_model or initial_job, not both",
+            [{"loc": ["body", "initial_job"], "msg": "not with initial_model"}],
+        )
+    if body.initial_model is not None:
+        wanted = body.initial_model
+        version = registry.resolve_version(session, wanted.name, wanted.version, wanted.alias)
+        row = registry.get_version(session, wanted.name, version)
+        source = {queries.START_MODEL: {"name": wanted.name, "version": version}}
+        start = queries.WarmStart(row.weights, source)
+        return start, Model.from_bytes(row.weights), queries.START_MODEL
+    if body.initial_job is not None:
+        snapshot = queries.get_snapshot(session, body.initial_job.id, body.initial_job.epoch)
+        source = {queries.START_JOB: {"id": body.initial_job.id, "epoch": snapshot.epoch}}
+        start = queries.WarmStart(snapshot.weights, source)
+        return start, Model.from_bytes(snapshot.weights), queries.START_JOB
+    return None, None, ""
+
+
+def _start_preprocessing(model: Model, given: dict[str, Any]) -> dict[str, Any]:
+    """The scaling of a warm-started job: the model's, whose statistics it reuses; a side
+    the client set otherwise is a 422."""
+    kinds = (
+        model.preprocessing.kinds()
+        if model.preprocessing is not None
+        else {"inputs": "none", "targets": "none"}
+    )
+    for side, kind in given.items():
+        if kind != kinds[side]:
+            raise SpecError(
+                f"preprocessing.{side}",
+                f"is {kind}, but the model to start from scales {side} by {kinds[side]}: "
+                "a warm start reuses its statistics (leave preprocessing out)",
+            )
+    return kinds
 
 
 def _given(part: BaseModel) -> dict[str, Any]:
@@ -276,6 +334,84 @@ def delete_job(job_id: JobId, session: SessionDep, cache: ModelCacheDep) -> None
 )
 def cancel_job(job_id: JobId, session: SessionDep) -> Any:
     return queries.cancel_job(session, job_id)
+
+
+async def _retry_body(request: Request) -> JobRetry:
+    """The retry's body; left out (empty), a retry from the start with the same epochs."""
+    if not (await request.body()).strip():
+        return JobRetry()
+    return await parse_body(request, JobRetry)
+
+
+@router.post(
+    "/{job_id:id}/retry",
+    status_code=202,
+    response_model=JobRead,
+    responses={202: {"links": JOB_LINKS}, **problem_responses(404, 409, 422, 429)},
+    summary="Retry a job",
+    description="Queues a new job with the same dataset, spec, model name, description and "
+    "tags as a failed, cancelled or succeeded job (queued and running jobs answer 409), "
+    "optionally for another number of `epochs`; `resume` says where it starts (see "
+    "`JobRetry`). The new job's `retry_of` names this one; it copies what it needs, so it "
+    "does not depend on this job staying. The body may be left out.",
+    openapi_extra={"requestBody": {**body_schema(JobRetry)["requestBody"], "required": False}},
+)
+def retry_job(
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    body: Annotated[JobRetry, Depends(_retry_body)],
+) -> Any:
+    wanted = body
+    old = queries.get_job(session, job_id)
+    if old.status in queries.ACTIVE:
+        raise Conflict(
+            f"job {job_id} is {old.status.value}; only failed, cancelled or succeeded jobs "
+            "can be retried (cancel it first)"
+        )
+    spec_dict = stored_spec(old.spec)
+    if wanted.epochs is not None:
+        spec_dict["training"] = {**spec_dict["training"], "epochs": wanted.epochs}
+    # The new job is held to today's rules, as any new job is.
+    spec = RunSpec.from_dict(spec_dict)
+    dataset = dataset_queries.get_dataset(session, old.dataset_id)
+    _check_job_limits(settings, spec, dataset.n_samples)
+    start = queries.warm_start_of(old)
+    resume_epoch = None
+    if wanted.resume == "final":
+        try:
+            final = queries.final_snapshot(session, old)
+        except NotFound:
+            raise Conflict(
+                f"job {job_id} kept no weights to continue from (no snapshot); "
+                'retry it with resume "none"'
+            ) from None
+        start = queries.WarmStart(
+            final.weights, {queries.START_JOB: {"id": old.id, "epoch": final.epoch}}
+        )
+    elif wanted.resume == "checkpoint":
+        resume_epoch = queries.latest_checkpoint_epoch(session, old.id)
+        if resume_epoch is not None and resume_epoch >= spec.training.epochs:
+            raise Invalid(
+                f"job {job_id}'s last checkpoint is at epoch {resume_epoch}: continuing it "
+                f"needs more than {spec.training.epochs} epochs",
+                [{"loc": ["body", "epochs"], "msg": f"must be more than {resume_epoch}"}],
+            )
+    _check_active_jobs(settings, session)
+    job = queries.create_job(
+        session,
+        old.dataset_id,
+        spec,
+        old.model_name,
+        old.checkpoint_every,
+        start=start,
+        retry_of=old,
+    )
+    if resume_epoch is not None:
+        queries.copy_run(session, old.id, job, resume_epoch)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job
 
 
 @router.get(

@@ -145,6 +145,7 @@ def _version_read(version: ModelVersionRow) -> dict[str, Any]:
         # None for a model stored before models carried any.
         "preprocessing": None if model.preprocessing is None else model.preprocessing.kinds(),
         "feature_names": None if model.feature_names is None else list(model.feature_names),
+        "metrics": version.metrics,
         "created_at": version.created_at,
         "description": version.description,
         "tags": version.tags,

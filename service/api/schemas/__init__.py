@@ -48,6 +48,7 @@ from service.api.schemas.jobs import (
     HistoryPoint,
     JobCreate,
     JobRead,
+    JobRetry,
     SnapshotRead,
     SnapshotSummary,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "JobEvaluateRequest",
     "JobPredictRequest",
     "JobRead",
+    "JobRetry",
     "LayerParameters",
     "LayerParametersRead",
     "Loss",

@@ -1,11 +1,19 @@
 """Training jobs, their history points and weight snapshots."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, computed_field
+from pydantic import ConfigDict, Field, computed_field, model_validator
 
-from service.api.schemas.common import MAX_STORED_INT, Id, Input, Integer, Name, Output
+from service.api.schemas.common import (
+    FROM_WHOLE_FLOAT,
+    MAX_STORED_INT,
+    Id,
+    Input,
+    Integer,
+    Name,
+    Output,
+)
 from service.api.schemas.metadata import EXAMPLE_TAGS, Description, Tags
 from service.api.schemas.specs import (
     EXAMPLE_NETWORK,
@@ -16,7 +24,48 @@ from service.api.schemas.specs import (
     PreprocessingSpecIn,
     TrainingSpecIn,
 )
+from service.db.jobs import START_JOB, START_MODEL
 from service.db.models import JobStatus
+
+# A version number, or a count of epochs: 1 and up.
+Version = Annotated[int, Field(ge=1, le=MAX_STORED_INT), FROM_WHOLE_FLOAT]
+Epoch = Annotated[int, Field(ge=0, le=MAX_STORED_INT), FROM_WHOLE_FLOAT]
+
+
+class InitialModel(Input):
+    """A registered model version to start from: `version` or `alias`, not both; neither
+    is the latest version."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "xor-net", "version": 3}, {"name": "xor-net", "alias": "prod"}],
+            "not": {
+                "required": ["version", "alias"],
+                "properties": {"version": {"type": "integer"}, "alias": {"type": "string"}},
+            },
+        }
+    )
+
+    name: Name
+    version: Version | None = Field(None, description="A version number; default the latest.")
+    alias: Name | None = Field(None, description="An alias such as `production`.")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> "InitialModel":
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give version or alias, not both")
+        return self
+
+
+class InitialJob(Input):
+    """A job's snapshot to start from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "4c1d2e3f5a6b7c8d9e0f1a2b3c4d5e6f", "epoch": 50}]}
+    )
+
+    id: Id
+    epoch: Epoch | None = Field(None, description="A snapshot epoch; default the latest.")
 
 
 class JobCreate(Input):
@@ -40,8 +89,23 @@ class JobCreate(Input):
                     "checkpoint_every": 50,
                     "description": "XOR with a small tanh layer",
                     "tags": EXAMPLE_TAGS,
-                }
-            ]
+                },
+                {
+                    "dataset_id": "0f8e3a6c2b9d4e1f8a7b6c5d4e3f2a1b",
+                    "model_name": "xor-net",
+                    "network": EXAMPLE_NETWORK,
+                    "training": {"learning_rate": 0.01, "epochs": 200},
+                    "initial_model": {"name": "xor-net", "alias": "production"},
+                },
+            ],
+            # `initial_model` or `initial_job`, not both (null is neither).
+            "not": {
+                "required": ["initial_model", "initial_job"],
+                "properties": {
+                    "initial_model": {"type": "object"},
+                    "initial_job": {"type": "object"},
+                },
+            },
         }
     )
 
@@ -60,6 +124,51 @@ class JobCreate(Input):
     )
     description: Description | None = None
     tags: Tags = Field(default_factory=dict)
+    initial_model: InitialModel | None = Field(
+        None,
+        description="Warm start: begin from this model version's weights instead of a random "
+        "initialization, and scale the data with its preprocessing statistics (not refitted). "
+        "Its layers must equal `network.layers` and its classes the dataset's; activations "
+        "may differ. Left out, `preprocessing` follows the model's. Not with `initial_job`.",
+    )
+    initial_job: InitialJob | None = Field(
+        None,
+        description="Warm start from a job's snapshot, as `initial_model` does from a version. "
+        "Not with `initial_model`.",
+    )
+
+
+class InitialModelRead(Output):
+    name: str
+    version: int
+
+
+class InitialJobRead(Output):
+    id: str
+    epoch: int
+
+
+class JobRetry(Input):
+    """How to retry a job: the same dataset, spec, model name, description and tags."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"resume": "checkpoint"}, {"epochs": 1000, "resume": "final"}]
+        }
+    )
+
+    epochs: Version | None = Field(
+        None,
+        description="`training.epochs` of the new job; default the retried job's.",
+    )
+    resume: Literal["none", "final", "checkpoint"] = Field(
+        "none",
+        description="`none`: train again from the start (the same warm start, if any). "
+        "`final`: warm-start from the weights the job ended with (its `weights_epoch` "
+        "snapshot) and train `epochs` more. `checkpoint`: continue the run from its last "
+        "checkpoint, optimizer and random state included, up to `epochs` in all, so that it "
+        "ends exactly as an uninterrupted run would; without a checkpoint it starts over.",
+    )
 
 
 class JobRead(Output):
@@ -80,6 +189,10 @@ class JobRead(Output):
                     "stop_reason": None,
                     "attempts": 1,
                     "model_version": None,
+                    "weights_epoch": None,
+                    "retry_of": None,
+                    "initial_model": {"name": "xor-net", "version": 3},
+                    "initial_job": None,
                     "checkpoint_every": 50,
                     "spec": {
                         "network": {"layers": [2, 8, 1], "hidden_activation": "tanh"},
@@ -110,6 +223,16 @@ class JobRead(Output):
     stop_reason: str | None
     attempts: int
     model_version: int | None
+    weights_epoch: int | None = Field(
+        description="The epoch whose weights the job ended with, which its final snapshot and "
+        "its model version hold: the last epoch, the best one when early stopping restored "
+        "it, the one kept after a divergence (0: the initial weights). Null until the job "
+        "ends, and for jobs that ended before it was recorded."
+    )
+    retry_of: str | None = Field(
+        description="The job this one retries (`POST /v1/jobs/{id}/retry`); that job may "
+        "since have been deleted."
+    )
     checkpoint_every: int
     spec: dict[str, Any] = Field(
         description="The network, training and preprocessing spec, defaults filled in (those "
@@ -126,6 +249,24 @@ class JobRead(Output):
     @property
     def progress(self) -> float:
         return self.epoch / self.epochs_total if self.epochs_total else 0.0
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The model version a warm start began from, resolved when the job was "
+        "created (`{name, version}`); the job keeps its own copy of those weights."
+    )
+    @property
+    def initial_model(self) -> InitialModelRead | None:
+        start = self.spec.get(START_MODEL)
+        return None if start is None else InitialModelRead(**start)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The job snapshot a warm start began from, resolved when the job was "
+        "created (`{id, epoch}`); the job keeps its own copy of those weights."
+    )
+    @property
+    def initial_job(self) -> InitialJobRead | None:
+        start = self.spec.get(START_JOB)
+        return None if start is None else InitialJobRead(**start)
 
 
 class HistoryPoint(Output):

@@ -54,6 +54,21 @@ class ModelVersionRead(Output):
                     "classes": ["cat", "dog"],
                     "preprocessing": {"inputs": "standardize", "targets": "none"},
                     "feature_names": ["weight", "height"],
+                    "metrics": {
+                        "loss": 0.0123,
+                        "val_loss": 0.0151,
+                        "rmse": 0.157,
+                        "accuracy": 1.0,
+                        "val_accuracy": 1.0,
+                        "val_precision": 1.0,
+                        "val_recall": 1.0,
+                        "val_f1": 1.0,
+                        "mae": None,
+                        "r2": None,
+                        "val_mae": None,
+                        "val_r2": None,
+                        "learning_rate": 0.05,
+                    },
                     "created_at": "2026-11-28T10:00:00Z",
                     "description": "Retrained on the May data",
                     "tags": {"stage": "candidate"},
@@ -93,6 +108,13 @@ class ModelVersionRead(Output):
     )
     feature_names: list[str] | None = Field(
         description="The input columns' names, when the dataset had a header row."
+    )
+    metrics: dict[str, float | None] | None = Field(
+        None,
+        description="The job's history row of `epoch`, the epoch whose weights this version "
+        "holds (the best epoch after early stopping): `loss`, `val_loss`, `rmse`, the "
+        "metrics and `learning_rate`, as in `GET /v1/jobs/{id}/history`. Null for versions "
+        "registered before versions recorded them.",
     )
     created_at: datetime
     description: str | None

@@ -122,7 +122,12 @@ class TrainingSpecIn(Input):
     beta2: float = _training("beta2")
     epsilon: float = _training("epsilon")
     lr_schedule: ScheduleName = _training("lr_schedule")
-    lr_decay: float = _training("lr_decay")
+    lr_decay: float = _training(
+        "lr_decay",
+        description="With `step` and `exponential` the factor the rate is multiplied by "
+        "every `lr_decay_every` epochs, so at most 1 there (a 422 on `training.lr_decay` "
+        "otherwise); with `inverse_time` the rate of decay, any size.",
+    )
     lr_decay_every: Integer = _training("lr_decay_every")
     l2: float = _training("l2")
     epochs: Integer = _training("epochs")
