@@ -5,8 +5,9 @@ Jobs gain `description`, `tags`, `initial_weights` (a copy of the model a warm s
 begins from, so the job does not depend on that model staying registered), `retry_of`
 (the job a retry copied, not a foreign key: that job may be deleted) and `weights_epoch`
 (the epoch whose weights the job's final model holds: the best epoch after early
-stopping restored it). Models gain `tags`; versions gain `description`, `tags`,
-`metrics` (of the epoch whose weights they hold) and `source` (`job` or `upload`), and
+stopping restored it). Models gain `tags` and `last_version` (the highest version
+number they ever had, so a deleted version's number is never given again); versions gain
+`description`, `tags`, `metrics` (of the epoch whose weights they hold) and `source` (`job` or `upload`), and
 an uploaded version has no epoch.
 
 Revision ID: 0004_models_travel
@@ -37,6 +38,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("weights_epoch", sa.Integer(), nullable=True))
     with op.batch_alter_table("models") as batch:
         batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default=EMPTY_TAGS))
+        batch.add_column(
+            sa.Column("last_version", sa.Integer(), nullable=False, server_default="0")
+        )
+    models = sa.table("models", sa.column("name", sa.String), sa.column("last_version", sa.Integer))
+    versions = sa.table(
+        "model_versions", sa.column("model_name", sa.String), sa.column("version", sa.Integer)
+    )
+    highest = (
+        sa.select(sa.func.coalesce(sa.func.max(versions.c.version), 0))
+        .where(versions.c.model_name == models.c.name)
+        .scalar_subquery()
+    )
+    op.get_bind().execute(models.update().values(last_version=highest))
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("description", sa.Text(), nullable=True))
         batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default=EMPTY_TAGS))
@@ -74,6 +88,7 @@ def downgrade() -> None:
         batch.drop_column("tags")
         batch.drop_column("description")
     with op.batch_alter_table("models") as batch:
+        batch.drop_column("last_version")
         batch.drop_column("tags")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("weights_epoch")

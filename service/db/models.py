@@ -166,6 +166,10 @@ class ModelRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=EMPTY_TAGS)
+    # The highest version number the model ever had: a deleted version's number is never
+    # given again, so (name, version) always names the same weights (clients, caches and
+    # downloaded files rely on it).
+    last_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class VersionSource(enum.StrEnum):

@@ -25,16 +25,18 @@ def register_version(
 ) -> ModelVersionRow:
     """Add the next version of `model_name` (creating the model on first use): a job's
     weights at `epoch`, or an uploaded model file's (`source=upload`, no job, no epoch);
-    `metrics` are the history row of `epoch`, the epoch whose weights it holds."""
-    if session.get(ModelRow, model_name) is None:
-        session.add(ModelRow(name=model_name))
-        session.flush()
-    latest = session.scalar(
-        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_name == model_name)
-    )
+    `metrics` are the history row of `epoch`, the epoch whose weights it holds. Numbers
+    are never given twice, not even after a delete (`ModelRow.last_version`)."""
+    # Locked while the next number is taken, so registrations of one model take turns.
+    model = session.get(ModelRow, model_name, with_for_update=True, populate_existing=True)
+    if model is None:
+        model = ModelRow(name=model_name, last_version=0)
+        session.add(model)
+    model.last_version += 1
+    session.flush()
     version = ModelVersionRow(
         model_name=model_name,
-        version=(latest or 0) + 1,
+        version=model.last_version,
         job_id=job_id,
         epoch=epoch,
         weights=weights,
@@ -187,8 +189,8 @@ def delete_version(session: Session, name: str, version: int) -> None:
     the aliases are read (FOR UPDATE on PostgreSQL; SQLite's write lock is held already),
     so an alias set at the same moment is either seen here or finds no version.
 
-    Versions are numbered from the highest one left: once the latest is deleted, the
-    next registered version takes its number again.
+    Its number is not given again: the next version registered takes the one after the
+    highest the model ever had.
     """
     locked = select(ModelVersionRow.version).where(
         ModelVersionRow.model_name == name, ModelVersionRow.version == version

@@ -197,3 +197,20 @@ def test_a_model_without_versions_is_deleted_without_force(
 
     assert client.delete("/v1/models/xor").status_code == 204
     assert_problem(client.get("/v1/models/xor"), 404)
+
+
+def test_a_deleted_versions_number_is_never_given_again(
+    client: TestClient, settings: Settings
+) -> None:
+    train(client, settings, "xor")
+    train(client, settings, "xor", training={**XOR_JOB["training"], "seed": 1})
+    deleted = predict(client, "xor", version=2).json()["outputs"]
+    assert client.delete("/v1/models/xor/versions/2").status_code == 204
+
+    third_job = train(client, settings, "xor", training={**XOR_JOB["training"], "seed": 2})
+
+    assert client.get(f"/v1/jobs/{third_job}").json()["model_version"] == 3
+    assert_problem(predict(client, "xor", version=2), 404)
+    latest = predict(client, "xor").json()
+    assert latest["model"]["version"] == 3 and latest["outputs"] != deleted
+    assert [v["version"] for v in client.get("/v1/models/xor/versions").json()["items"]] == [3, 1]
