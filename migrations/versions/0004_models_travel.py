@@ -7,8 +7,8 @@ begins from, so the job does not depend on that model staying registered), `retr
 (the epoch whose weights the job's final model holds: the best epoch after early
 stopping restored it). Models gain `tags` and `last_version` (the highest version
 number they ever had, so a deleted version's number is never given again); versions gain
-`description`, `tags`, `metrics` (of the epoch whose weights they hold) and `source` (`job` or `upload`), and
-an uploaded version has no epoch.
+`description`, `tags`, `metrics` (of the epoch whose weights they hold) and `source`
+(`job` or `upload`), and an uploaded version has no epoch.
 
 Revision ID: 0004_models_travel
 Revises: 0003_labels_preprocessing
