@@ -102,8 +102,15 @@ def inputs_npy(inputs: np.ndarray) -> bytes:
     return array_to_npy(inputs, np.float64)
 
 
-def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
-    dataset = session.get(DatasetRow, dataset_id)
+def get_dataset(session: Session, dataset_id: str, *, for_new_job: bool = False) -> DatasetRow:
+    """The dataset `dataset_id`. `for_new_job` holds a key share of its row on PostgreSQL
+    until the transaction ends, as the new job's foreign key will: a delete that locked it
+    first is waited for (and the dataset is then gone: 404), one that comes later waits
+    and then counts the new job (409); never a foreign-key error at the insert."""
+    lock = {"read": True, "key_share": True} if for_new_job else None
+    dataset = session.get(
+        DatasetRow, dataset_id, with_for_update=lock, populate_existing=for_new_job
+    )
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} does not exist")
     return dataset

@@ -5,10 +5,10 @@ import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from service.config import Settings
-from service.db import HistoryRow, ModelVersionRow, SnapshotRow, make_engine
+from service.db import DatasetRow, HistoryRow, ModelVersionRow, SnapshotRow, make_engine
 from service.jobs.worker import Worker
 from tests.api.test_bad_input import assert_problem
 from tests.helpers import XOR_DATASET
@@ -214,3 +214,31 @@ def test_a_deleted_versions_number_is_never_given_again(
     latest = predict(client, "xor").json()
     assert latest["model"]["version"] == 3 and latest["outputs"] != deleted
     assert [v["version"] for v in client.get("/v1/models/xor/versions").json()["items"]] == [3, 1]
+
+
+def test_a_job_created_while_its_dataset_is_being_deleted_is_a_404_not_a_500(
+    client: TestClient, settings: Settings
+) -> None:
+    dataset_id = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
+    answers: list[Any] = []
+    engine = make_engine(settings.database_url)
+    try:
+        # Another client's delete holds the dataset's row while the job is being created.
+        with engine.begin() as connection:
+            connection.execute(
+                select(DatasetRow.id).where(DatasetRow.id == dataset_id).with_for_update()
+            )
+            connection.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+            creating = threading.Thread(
+                target=lambda: answers.append(
+                    client.post("/v1/jobs", json={**XOR_JOB, "dataset_id": dataset_id})
+                )
+            )
+            creating.start()
+            creating.join(timeout=1.0)
+    finally:
+        engine.dispose()
+    creating.join(timeout=30)
+
+    assert_problem(answers[0], 404)
+    assert client.get("/v1/jobs").json()["items"] == []

@@ -167,7 +167,7 @@ def _check_active_jobs(settings: Settings, session: Session) -> None:
 def create_job(
     body: JobCreate, session: SessionDep, settings: SettingsDep, response: Response
 ) -> Any:
-    dataset = dataset_queries.get_dataset(session, body.dataset_id)
+    dataset = dataset_queries.get_dataset(session, body.dataset_id, for_new_job=True)
     inputs, data = dataset_queries.dataset_data(dataset)
     labels = data if isinstance(data, Labels) else None
     start, start_model, start_field = _warm_start(session, body)
@@ -375,7 +375,7 @@ def retry_job(
         spec_dict["training"] = {**spec_dict["training"], "epochs": wanted.epochs}
     # The new job is held to today's rules, as any new job is.
     spec = RunSpec.from_dict(spec_dict)
-    dataset = dataset_queries.get_dataset(session, old.dataset_id)
+    dataset = dataset_queries.get_dataset(session, old.dataset_id, for_new_job=True)
     _check_job_limits(settings, spec, dataset.n_samples)
     start = queries.warm_start_of(old)
     resume_epoch = None
