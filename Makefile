@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 bench: install

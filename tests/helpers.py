@@ -115,12 +115,15 @@ class Server:
 
 
 @contextmanager
-def running_service(database_url: str, log: Path, workers: int) -> Iterator[Server]:
+def running_service(
+    database_url: str, log: Path, workers: int, environment: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`backprop serve` with `workers` worker processes on the database at `database_url`
     (migrated first), once it is ready; stopped with Ctrl-C (SIGINT) afterwards. It logs
-    JSON lines to `log`."""
+    JSON lines to `log`; `environment` adds settings (`BACKPROP_API_KEYS`, ...)."""
     env = {
         **os.environ,
+        **(environment or {}),
         "BACKPROP_DATABASE_URL": database_url,
         "BACKPROP_WORKERS": str(workers),
         # Tests read the server's log lines as JSON.

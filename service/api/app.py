@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import auth, openapi, problems
+from service.api import auth, dashboard, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache, ModelResolver
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (probes, metrics):
         app.include_router(module.router)
     app.include_router(inference_v2.health_router)
+    dashboard.install(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -116,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         auth.ApiKeyAuth,
         keys=settings.api_keys,
-        open_paths=auth.OPEN_PATHS | {path for path in docs if path},
+        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS | {path for path in docs if path},
+        open_prefixes=(dashboard.STATIC_PREFIX,),
     )
     # Outermost, so requests refused by the other middleware are counted and logged too.
     app.add_middleware(RequestTelemetry, metrics=HttpMetrics(registry), routes=app.router.routes)

@@ -129,17 +129,28 @@ def authorize(
 
 class ApiKeyAuth:
     """Refuses requests without a valid key (401) or with a read-only key for a write
-    (403), except to `open_paths`; lets everything through when no key is configured."""
+    (403), except to `open_paths` and the paths under `open_prefixes`; lets everything
+    through when no key is configured."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], open_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: tuple[ApiKey, ...],
+        open_paths: frozenset[str],
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.keys = keys
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Compared with the path the router matches: behind a proxy's root_path too.
         path = request_path(scope)
-        if scope["type"] != "http" or not self.keys or path in self.open_paths:
+        if scope["type"] != "http" or not self.keys or self.is_open(path):
             await self.app(scope, receive, send)
             return
         authorization = [value for name, value in scope["headers"] if name == b"authorization"]

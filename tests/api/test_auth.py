@@ -143,15 +143,28 @@ def test_an_open_service_does_not_claim_to_need_a_key(client: TestClient) -> Non
 
 
 @pytest.mark.parametrize(
-    "path", ["/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json"]
+    "path",
+    [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        # The dashboard's page and assets hold no data; the page asks for a key.
+        "/",
+        "/static/dashboard/app.js",
+    ],
 )
-def test_probes_and_docs_stay_open_with_keys_configured(keyed: TestClient, path: str) -> None:
+def test_probes_docs_and_dashboard_page_stay_open_with_keys_configured(
+    keyed: TestClient, path: str
+) -> None:
     assert keyed.get(path).status_code == 200
 
 
 def test_any_other_path_needs_a_key_too(keyed: TestClient) -> None:
     # Deny by default: an unknown path says nothing about which routes exist.
-    for path in ("/v1/nothing-here", "/", "/v1"):
+    for path in ("/v1/nothing-here", "/v1", "/dashboard", "/statics"):
         response = keyed.get(path)
         assert response.status_code == 401, path
     assert keyed.get("/v1/nothing-here", headers=bearer(KEY)).status_code == 404

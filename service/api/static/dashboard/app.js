@@ -1,0 +1,81 @@
+// The shell: a hash router over the views, the notice bar, and the API key prompt.
+import { apiKey, setApiKey } from "./api.js";
+
+// [pattern of the hash, module of the view, section highlighted in the navigation]
+const ROUTES = [
+  [/^#\/jobs\/([0-9a-f]{32})$/, "./views/job.js", "jobs"],
+  [/^#\/(?:jobs)?$/, "./views/jobs.js", "jobs"],
+  [/^#\/compare$/, "./views/compare.js", "compare"],
+  [/^#\/models\/([^/]+)$/, "./views/model.js", "models"],
+  [/^#\/models$/, "./views/models.js", "models"],
+  [/^#\/trace$/, "./views/trace.js", "trace"],
+];
+
+const view = document.getElementById("view");
+const notice = document.getElementById("notice");
+const keyDialog = document.getElementById("key-dialog");
+let cleanup = null;
+
+/** Shows `message` in the notice bar (kind: "error" or "info"); null hides it. */
+export function showNotice(message, kind = "error") {
+  notice.hidden = !message;
+  notice.className = kind;
+  notice.textContent = message || "";
+}
+
+/** The hash's query (#/compare?jobs=a,b) as URLSearchParams. */
+export function hashQuery() {
+  const [, query = ""] = location.hash.split("?");
+  return new URLSearchParams(query);
+}
+
+async function route() {
+  if (cleanup) cleanup();
+  cleanup = null;
+  const [hash] = (location.hash || "#/").split("?");
+  const found = ROUTES.map(([pattern, module, section]) => [hash.match(pattern), module, section])
+    .find(([match]) => match);
+  if (!found) {
+    view.replaceChildren(Object.assign(document.createElement("p"), { textContent: "No such page." }));
+    return;
+  }
+  const [match, module, section] = found;
+  for (const link of document.querySelectorAll("nav a[data-section]")) {
+    if (link.dataset.section === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  showNotice(null);
+  const { render } = await import(module);
+  view.replaceChildren();
+  try {
+    cleanup = (await render(view, match.slice(1).map(decodeURIComponent))) || null;
+  } catch (error) {
+    showNotice(error.message);
+  }
+}
+
+function askForKey() {
+  document.getElementById("key-input").value = "";
+  if (!keyDialog.open) keyDialog.showModal();
+}
+
+window.addEventListener("backprop:unauthorized", (event) => {
+  const error = event.detail;
+  const message = error.status === 403
+    ? `This key may not do that: ${error.message}`
+    : apiKey()
+      ? "The service refused this API key. Enter another one."
+      : "This service needs an API key. Enter one to continue.";
+  showNotice(message);
+  if (error.status === 401) askForKey();
+});
+
+keyDialog.addEventListener("close", () => {
+  if (keyDialog.returnValue === "use") setApiKey(document.getElementById("key-input").value.trim());
+  else if (keyDialog.returnValue === "forget") setApiKey(null);
+  else return;
+  route();
+});
+document.getElementById("key-button").addEventListener("click", askForKey);
+window.addEventListener("hashchange", route);
+route();
