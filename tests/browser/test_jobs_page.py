@@ -6,27 +6,40 @@ epoch picked with the slider, the history as a CSV download, cancelling from the
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import ROOT, OfflinePage
-from tests.helpers import Server
+from tests.helpers import Server, running_service
 
 OpenPage = Callable[[Server], OfflinePage]
 MOONS = {"name": "moons", "generator": {"kind": "moons", "n_samples": 200, "noise": 0.15}}
 NETWORK = {"layers": [2, 8, 8, 1], "hidden_activation": "tanh"}
 # Set to 1 to refresh the README's screenshot of the job page from this run.
 UPDATE_DOCS = os.environ.get("BACKPROP_UPDATE_DOCS_SCREENSHOT") == "1"
+KEY = "jobs-page-key"
 
 
-def submit_job(service: Server, **training: Any) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A service with an API key configured, and one worker."""
+    folder = tmp_path_factory.mktemp("keyed")
+    url = f"sqlite:///{folder / 'backprop.db'}"
+    with running_service(url, folder / "serve.log", 1, {"BACKPROP_API_KEYS": KEY}) as server:
+        yield server
+
+
+def submit_job(
+    service: Server, headers: dict[str, str] | None = None, **training: Any
+) -> dict[str, Any]:
     """A job on a new two-moons dataset, submitted over the API, with a snapshot every 10
     epochs."""
-    dataset = httpx2.post(f"{service.base_url}/v1/datasets", json=MOONS)
+    dataset = httpx2.post(f"{service.base_url}/v1/datasets", json=MOONS, headers=headers)
     assert dataset.status_code == 201, dataset.text
     body = {
         "dataset_id": dataset.json()["id"],
@@ -34,7 +47,7 @@ def submit_job(service: Server, **training: Any) -> dict[str, Any]:
         "training": {"optimizer": "adam", "learning_rate": 0.02, **training},
         "checkpoint_every": 10,
     }
-    job = httpx2.post(f"{service.base_url}/v1/jobs", json=body)
+    job = httpx2.post(f"{service.base_url}/v1/jobs", json=body, headers=headers)
     assert job.status_code == 202, job.text
     result: dict[str, Any] = job.json()
     return result
@@ -241,3 +254,28 @@ def test_pages_fit_a_phone_screen(service: Server, open_page: OpenPage) -> None:
     expect(page.get_by_role("button", name="Start training")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     offline.screenshot("jobs-list-375")
+
+
+def test_with_api_keys_the_live_stream_carries_the_key(
+    keyed_service: Server, open_page: OpenPage
+) -> None:
+    """EventSource could not send the key: the page's own stream reader does."""
+    job = submit_job(keyed_service, {"Authorization": f"Bearer {KEY}"}, epochs=400, batch_size=4)
+    offline = open_page(keyed_service)
+    page = offline.page
+    sent: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.headers.get("authorization"))
+            if request.url.endswith("/events")
+            else None
+        ),
+    )
+    page.goto(f"/#/jobs/{job['id']}")
+    page.get_by_label("Key", exact=True).fill(KEY)
+    page.get_by_role("button", name="Use key").click()
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=30_000)
+    wait_for_points(page, 400)
+    expect(page.get_by_text(re.compile("Live updates unavailable"))).to_have_count(0)
+    assert sent and set(sent) == {f"Bearer {KEY}"}

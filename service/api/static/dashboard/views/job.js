@@ -172,7 +172,7 @@ export async function render(root, [jobId]) {
     try {
       showJob(await api(`v1/jobs/${job.id}/cancel`, { method: "POST" }));
     } catch (error) {
-      showNotice(`Could not cancel the job: ${error.message}`);
+      if (error.status !== 401) showNotice(`Could not cancel the job: ${error.message}`);
     } finally {
       cancel.disabled = false;
     }
@@ -189,7 +189,7 @@ export async function render(root, [jobId]) {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
     } catch (error) {
-      showNotice(`Could not download the history: ${error.message}`);
+      if (error.status !== 401) showNotice(`Could not download the history: ${error.message}`);
     } finally {
       download.disabled = false;
     }

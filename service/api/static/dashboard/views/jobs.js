@@ -109,6 +109,7 @@ export async function render(root) {
   let timer = null;
   let stopped = false;
   let inFlight = null;
+  let refused = false;
 
   async function cancelJob(job, button) {
     button.disabled = true;
@@ -117,7 +118,7 @@ export async function render(root) {
       rows.get(job.id)?.update(cancelled);
     } catch (error) {
       button.disabled = false;
-      showNotice(`Could not cancel ${jobLabel(job)}: ${error.message}`);
+      if (error.status !== 401) showNotice(`Could not cancel ${jobLabel(job)}: ${error.message}`);
     }
     refresh();
   }
@@ -157,12 +158,16 @@ export async function render(root) {
         more.hidden = !page.next_cursor || shown >= 1000;
         anyActive = page.items.some((job) => ACTIVE.has(job.status));
       } catch (error) {
-        if (!stopped) showNotice(`Could not list the jobs: ${error.message}`);
+        // Without a (valid) key the shell asks for one and renders the page again once given.
+        if (error.status === 401 || error.status === 403) refused = true;
+        else if (!stopped) showNotice(`Could not list the jobs: ${error.message}`);
       }
     })();
     await inFlight;
     inFlight = null;
-    if (!stopped && !document.hidden) timer = setTimeout(refresh, anyActive ? POLL_ACTIVE_MS : POLL_IDLE_MS);
+    if (!stopped && !refused && !document.hidden) {
+      timer = setTimeout(refresh, anyActive ? POLL_ACTIVE_MS : POLL_IDLE_MS);
+    }
   }
 
   function onVisibility() {
