@@ -279,3 +279,39 @@ def test_with_api_keys_the_live_stream_carries_the_key(
     wait_for_points(page, 400)
     expect(page.get_by_text(re.compile("Live updates unavailable"))).to_have_count(0)
     assert sent and set(sent) == {f"Bearer {KEY}"}
+
+
+def test_event_parser_reads_events_split_anywhere(service: Server, open_page: OpenPage) -> None:
+    """The stream arrives in chunks cut at any byte: between the two halves of a CRLF, in
+    the middle of a field name. The events read are the same as from the whole text."""
+    page = open_page(service).page
+    page.goto("/")
+    stream = (
+        ': ping\r\n\r\nevent: progress\r\ndata: {"epoch": 0}\r\n\r\n'
+        'id: 1\r\nevent: epoch\r\ndata: {"epoch": 1,\r\ndata:  "loss": 0.5}\r\n\r\n'
+        'id: 2\nevent: epoch\ndata: {"epoch": 2}\n\nevent: state\rdata: {}\r\r'
+    )
+    parsed = page.evaluate(
+        """async (text) => {
+            const { eventParser } = await import("./static/dashboard/sse.js");
+            const read = (chunks) => {
+                const parser = eventParser();
+                return [...chunks.flatMap((chunk) => parser.push(chunk)), ...parser.end()];
+            };
+            const whole = read([text]);
+            const splits = [];
+            for (let cut = 1; cut < text.length; cut += 1) {
+                splits.push(read([text.slice(0, cut), text.slice(cut)]));
+            }
+            return { whole, splits, byChar: read([...text]) };
+        }""",
+        stream,
+    )
+    assert parsed["whole"] == [
+        {"type": "progress", "data": '{"epoch": 0}', "id": None},
+        {"type": "epoch", "data": '{"epoch": 1,\n "loss": 0.5}', "id": "1"},
+        {"type": "epoch", "data": '{"epoch": 2}', "id": "2"},
+        {"type": "state", "data": "{}", "id": "2"},
+    ]
+    assert all(split == parsed["whole"] for split in parsed["splits"])
+    assert parsed["byChar"] == parsed["whole"]

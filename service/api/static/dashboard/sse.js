@@ -59,6 +59,13 @@ export function eventParser() {
       buffer = buffer.slice(start);
       return events;
     },
+    /** The stream's end: a "\r" held back ends its line. Answers the events it completed. */
+    end() {
+      if (!buffer.endsWith("\r")) return [];
+      const event = line(buffer.slice(0, -1));
+      buffer = "";
+      return event ? [event] : [];
+    },
     get lastId() {
       return lastId;
     },
@@ -114,8 +121,8 @@ export function followEvents(path, { onEvent, onFallback = () => {}, onConnect =
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
         const { value, done } = await reader.read();
-        if (done || closed) break;
-        for (const event of parser.push(value)) {
+        if (closed) break;
+        for (const event of done ? parser.end() : parser.push(value)) {
           received = true;
           failures = 0;
           retryMs = parser.retry ?? FIRST_RETRY_MS;
@@ -123,6 +130,7 @@ export function followEvents(path, { onEvent, onFallback = () => {}, onConnect =
           onEvent(event);
           if (closed) break;
         }
+        if (done) break;
       }
       if (closed) {
         reader.cancel().catch(() => {});

@@ -373,7 +373,9 @@ export async function render(root, [jobId]) {
           });
         }
         if (grid?.error) {
-          gridProblem = grid.error;
+          // An answer that will not change (a 4xx) stops the asking; a failure may pass.
+          const status = grid.error.status || 0;
+          if (status >= 400 && status < 500 && status !== 429) gridProblem = grid.error;
           boundaryNote.textContent = `The decision boundary could not be computed: ${grid.error.message}`;
         } else if (grid) {
           lastGrid = grid;
