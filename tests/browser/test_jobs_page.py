@@ -18,7 +18,7 @@ from tests.browser.conftest import ROOT, OfflinePage
 from tests.helpers import Server, running_service
 
 OpenPage = Callable[[Server], OfflinePage]
-MOONS = {"name": "moons", "generator": {"kind": "moons", "n_samples": 200, "noise": 0.15}}
+MOONS = {"name": "moons", "generator": {"kind": "moons", "n_samples": 400, "noise": 0.2}}
 NETWORK = {"layers": [2, 8, 8, 1], "hidden_activation": "tanh"}
 # Set to 1 to refresh the README's screenshot of the job page from this run.
 UPDATE_DOCS = os.environ.get("BACKPROP_UPDATE_DOCS_SCREENSHOT") == "1"
@@ -79,7 +79,7 @@ def test_form_creates_a_job_whose_loss_curve_grows_while_it_trains(
     # The generated two moons of the form's defaults, trained one sample at a time for long
     # enough (several seconds) to watch.
     expect(page.get_by_label("Kind", exact=True)).to_have_value("moons")
-    fill_form(page, {"Model name": "moons-live", "Epochs": "1500", "Batch size": "1"})
+    fill_form(page, {"Model name": "moons-live", "Epochs": "800", "Batch size": "1"})
     page.get_by_role("button", name="Start training").click()
 
     expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f]{32}$"))
@@ -98,9 +98,9 @@ def test_form_creates_a_job_whose_loss_curve_grows_while_it_trains(
     offline.screenshot("job-page-training")
 
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
-    wait_for_points(page, 1500)
+    wait_for_points(page, 800)
     job = httpx2.get(f"{service.base_url}/v1/jobs/{job_id}").json()
-    assert job["model_name"] == "moons-live" and job["epochs_total"] == 1500
+    assert job["model_name"] == "moons-live" and job["epochs_total"] == 800
     assert job["spec"]["training"]["batch_size"] == 1
 
 
@@ -131,7 +131,7 @@ def test_form_shows_the_apis_validation_errors_next_to_their_fields(
 def test_snapshot_slider_redraws_the_boundary_and_the_network(
     service: Server, open_page: OpenPage
 ) -> None:
-    job = submit_job(service, epochs=200, batch_size=8, validation_split=0.2)
+    job = submit_job(service, epochs=300, batch_size=4, learning_rate=0.003, validation_split=0.2)
     offline = open_page(service)
     page = offline.page
     page.goto(f"/#/jobs/{job['id']}")
@@ -140,10 +140,10 @@ def test_snapshot_slider_redraws_the_boundary_and_the_network(
     boundary = page.get_by_role("img", name=re.compile("Decision boundary"))
     network = page.get_by_role("img", name=re.compile("^Network 2-8-8-1"))
     # A finished job opens at the weights it ended with.
-    expect(slider).to_have_attribute("aria-valuetext", "epoch 200 (final weights)")
-    expect(boundary).to_have_attribute("data-epoch", "200")
-    expect(network).to_have_attribute("data-epoch", "200")
-    wait_for_points(page, 200)
+    expect(slider).to_have_attribute("aria-valuetext", "epoch 300 (final weights)")
+    expect(boundary).to_have_attribute("data-epoch", "300")
+    expect(network).to_have_attribute("data-epoch", "300")
+    wait_for_points(page, 300)
     final_pixels = boundary.evaluate("canvas => canvas.toDataURL()")
     final_network = network.evaluate("picture => picture.innerHTML")
     screenshot = offline.screenshot("job-page")
@@ -161,7 +161,7 @@ def test_snapshot_slider_redraws_the_boundary_and_the_network(
     page.keyboard.press("ArrowRight")
     expect(boundary).to_have_attribute("data-epoch", "20")
     page.keyboard.press("End")
-    expect(boundary).to_have_attribute("data-epoch", "200")
+    expect(boundary).to_have_attribute("data-epoch", "300")
     assert boundary.evaluate("canvas => canvas.toDataURL()") == final_pixels
 
 
@@ -230,14 +230,14 @@ def test_live_curve_resumes_after_the_stream_drops(service: Server, open_page: O
 def test_live_curve_falls_back_to_polling_when_the_stream_fails(
     service: Server, open_page: OpenPage
 ) -> None:
-    job = submit_job(service, epochs=1000, batch_size=2)
+    job = submit_job(service, epochs=600, batch_size=4)
     offline = open_page(service)
     page = offline.page
     page.route("**/v1/jobs/*/events", lambda route: route.abort("connectionreset"))
     page.goto(f"/#/jobs/{job['id']}")
     expect(page.get_by_text(re.compile("Live updates unavailable"))).to_be_visible()
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
-    wait_for_points(page, 1000)
+    wait_for_points(page, 600)
 
 
 def test_pages_fit_a_phone_screen(service: Server, open_page: OpenPage) -> None:

@@ -8,13 +8,13 @@ import { choices, property, schemas } from "./schema.js";
 // Defaults for a first run: two moons that a small tanh network separates visibly within
 // a few seconds, with snapshots often enough for the epoch slider to show it happen.
 const START = {
-  generator: { kind: "moons", n_samples: 200, noise: 0.15, seed: 0, n_classes: 2 },
+  generator: { kind: "moons", n_samples: 400, noise: 0.2, seed: 0, n_classes: 2 },
   network: { layers: "2, 8, 8, 1", hidden_activation: "tanh", init: "auto" },
   training: {
     optimizer: "adam",
-    learning_rate: 0.01,
+    learning_rate: 0.003,
     batch_size: 4,
-    epochs: 600,
+    epochs: 500,
     seed: 0,
     update_rule: "standard",
     validation_split: 0.2,
