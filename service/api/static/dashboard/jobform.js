@@ -98,9 +98,11 @@ function readForm(form) {
   return { ...parts, errors };
 }
 
-function outputWidth(kind, nClasses) {
-  if (kind === "sine") return 1;
-  return nClasses > 2 ? nClasses : 1;
+// The generators' shapes: `sine` is a curve (one input, a regression target); the others
+// are points of the plane labelled by class.
+function generatedWidths(kind, nClasses) {
+  if (kind === "sine") return { inputs: 1, outputs: 1 };
+  return { inputs: 2, outputs: nClasses > 2 ? nClasses : 1 };
 }
 
 /**
@@ -116,12 +118,12 @@ export async function jobForm(root, { onCreated = () => {} } = {}) {
   const source = h("fieldset", { class: "source" },
     h("legend", {}, "Data source"),
     h("label", { class: "choice" },
-      h("input", { type: "radio", name: "source", value: "generate", checked: true }), " Generate a 2-D dataset"),
+      h("input", { type: "radio", name: "source", value: "generate", checked: true }), " Generate a dataset"),
     h("label", { class: "choice" },
       h("input", { type: "radio", name: "source", value: "stored" }), " Use a stored dataset"),
   );
 
-  const kind = selectInput("generator.kind", generatorKinds, START.generator.kind);
+  const kind = selectInput("generator.kind", generatorKinds, START.generator.kind, { sine: "sine (1 input, regression)" });
   const nClasses = numberInput("generator.n_classes", START.generator.n_classes, { integer: true });
   const generatorFields = h("div", { class: "fields", id: "generator-fields" },
     field("Kind", kind),
@@ -233,7 +235,7 @@ export async function jobForm(root, { onCreated = () => {} } = {}) {
   // set when the data changes (a width typed afterwards is the user's).
   function dataWidths() {
     if (!usesStored()) {
-      return { inputs: 2, outputs: outputWidth(kind.value, Number(nClasses.value) || 2) };
+      return generatedWidths(kind.value, Number(nClasses.value) || 2);
     }
     const dataset = datasets.find((item) => item.id === datasetSelect.value);
     return dataset ? { inputs: dataset.n_features, outputs: dataset.n_targets } : null;
