@@ -24,17 +24,19 @@ from service.api.problems import answer, problem_responses, request_path
 from service.config import ApiKey
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# POST routes a `KEY:read` key may call: predictions and evaluations, which read a stored
-# model and change nothing. Named by the routes' own templates and matched as the router
+# POST routes a `KEY:read` key may call: predictions, grids and evaluations, which read a
+# stored model and change nothing. Named by the routes' own templates and matched as the router
 # matches them (a whole path, `{name}` one segment), so no path that merely starts like one
 # of these (`/v1/models/x/predict/../jobs`) passes for it; no other POST route's template
 # matches the same paths (tests/api/test_auth.py checks it against the schema).
 READ_ONLY_POSTS = (
     "/v1/models/{name}/predict",
     "/v1/models/{name}/evaluate",
+    "/v1/models/{name}/grid",
     "/v1/models/{name}/invocations",
     "/v1/jobs/{job_id:id}/predict",
     "/v1/jobs/{job_id:id}/evaluate",
+    "/v1/jobs/{job_id:id}/grid",
     "/v2/models/{name}/infer",
     "/v2/models/{name}/versions/{version}/infer",
 )
@@ -56,9 +58,9 @@ bearer = HTTPBearer(
     description="An API key from `BACKPROP_API_KEYS`, needed when the service has any. "
     "A key configured as `KEY` may call every operation. A key configured as `KEY:read` "
     "may send GET and HEAD requests, and POST only to the operations that change nothing: "
-    "`predict_model`, `evaluate_model`, `invoke_model` (MLflow), `predict_job`, "
-    "`evaluate_job`, `infer_model` and `infer_model_version` (Open Inference v2); any "
-    "other request with it is a 403.",
+    "`predict_model`, `evaluate_model`, `predict_model_grid`, `invoke_model` (MLflow), "
+    "`predict_job`, `evaluate_job`, `predict_job_grid`, `infer_model` and "
+    "`infer_model_version` (Open Inference v2); any other request with it is a 403.",
 )
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
@@ -121,7 +123,7 @@ def authorize(
     if scope == "read" and method not in READ_METHODS and not read_only():
         raise Refusal(
             403,
-            f"this API key may only read (GET, HEAD, and POST to predict, evaluate, "
+            f"this API key may only read (GET, HEAD, and POST to predict, evaluate, grid, "
             f"invocations and infer); this {method} needs a key configured without `:read`",
             f'{REALM}, error="insufficient_scope"',
         )

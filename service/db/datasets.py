@@ -126,6 +126,20 @@ def dataset_data(dataset: DatasetRow) -> tuple[np.ndarray, np.ndarray | Labels]:
     return inputs, stored.astype(np.float64)
 
 
+def training_inputs_extent(session: Session, job_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per column `(n_features,)`, the minimum and maximum inputs of the dataset job
+    `job_id` trained on; None when the job is gone."""
+    stored = session.scalar(
+        select(DatasetRow.inputs)
+        .join(JobRow, JobRow.dataset_id == DatasetRow.id)
+        .where(JobRow.id == job_id)
+    )
+    if stored is None:
+        return None
+    inputs = npy_to_array(stored)
+    return inputs.min(axis=0).astype(np.float64), inputs.max(axis=0).astype(np.float64)
+
+
 class Sample(TypedDict):
     """One row of a dataset: its position, its inputs, and its targets or its label."""
 

@@ -107,6 +107,15 @@ def get_version(session: Session, name: str, version: int) -> ModelVersionRow:
     return found
 
 
+def version_job_id(session: Session, name: str, version: int) -> str | None:
+    """The job that trained a version: None for an uploaded one, or once that job is deleted."""
+    return session.scalar(
+        select(ModelVersionRow.job_id).where(
+            ModelVersionRow.model_name == name, ModelVersionRow.version == version
+        )
+    )
+
+
 def resolve_version(session: Session, name: str, version: int | None, alias: str | None) -> int:
     """The version number that `version`, `alias` or (neither) the latest names."""
     if version is not None:

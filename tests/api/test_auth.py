@@ -104,6 +104,8 @@ READ_ONLY_POSTS = {
     "invoke_model",
     "predict_job",
     "evaluate_job",
+    "predict_model_grid",
+    "predict_job_grid",
     "infer_model",
     "infer_model_version",
 }

@@ -106,6 +106,10 @@ EVALUATION_DATA = (
     "input width, its classes or output width)"
 )
 TAGS_AFTER_MERGE = "at most 50 tags may remain once the patch merged into the stored ones"
+GRID = (
+    "a range's min must be below its max, with a finite width; the model must have exactly "
+    "2 inputs; resolution x resolution rows within the prediction size limits (server settings)"
+)
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
     "GET /v1/datasets/{dataset_id}/rows": CURSOR,
@@ -128,6 +132,8 @@ CROSS_FIELD_422 = {
     "network's layer shapes",
     "POST /v1/jobs/{job_id}/predict": PREDICTION_ROWS,
     "POST /v1/models/{name}/predict": PREDICTION_ROWS,
+    "POST /v1/jobs/{job_id}/grid": GRID,
+    "POST /v1/models/{name}/grid": GRID,
     "POST /v1/jobs/{job_id}/evaluate": EVALUATION_DATA,
     "POST /v1/models/{name}/evaluate": EVALUATION_DATA,
     "POST /v1/models/{name}/invocations": "exactly one of dataframe_split, dataframe_records, "

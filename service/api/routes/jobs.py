@@ -17,6 +17,7 @@ from service.api.deps import (
     parse_body,
     read_sessions,
 )
+from service.api.grids import check_two_inputs, grid_answer
 from service.api.limits import check_parameter_count, check_prediction_size
 from service.api.model_files import DOWNLOAD_RESPONSE, FileFormat, FormatParam, download
 from service.api.openapi import link
@@ -28,9 +29,11 @@ from service.api.responses import JSONResponse
 from service.api.schemas import (
     MAX_STORED_INT,
     EvaluateResponse,
+    GridResponse,
     HistoryPoint,
     JobCreate,
     JobEvaluateRequest,
+    JobGridRequest,
     JobPredictRequest,
     JobRead,
     JobRetry,
@@ -102,6 +105,9 @@ SNAPSHOT_LINKS = {
     ),
     "PredictAtSnapshot": link(
         "POST", "/v1/jobs/{job_id}/predict", {"job_id": SAME_JOB}, {"epoch": FIRST_SNAPSHOT}
+    ),
+    "GridAtSnapshot": link(
+        "POST", "/v1/jobs/{job_id}/grid", {"job_id": SAME_JOB}, {"epoch": FIRST_SNAPSHOT}
     ),
     "DownloadSnapshot": link(
         "GET",
@@ -510,6 +516,27 @@ async def predict(job_id: JobId, request: Request) -> Any:
     model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
     check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
     return JSONResponse(await predict_off_loop(model, body.inputs, epoch=epoch))
+
+
+@router.post(
+    "/{job_id:id}/grid",
+    operation_id="predict_job_grid",
+    response_model=GridResponse,
+    responses=problem_responses(404, 413, 422),
+    summary="Predict with a job's weights at a snapshot epoch (default: the latest) on an "
+    "N x N grid",
+    description="As `predict_model_grid`, with the job's weights at snapshot `epoch`: "
+    "each point's outputs are what `predict_job` answers for it at that epoch. Ranges "
+    "default to the extent of the job's dataset plus 10% on each side, the same at every "
+    "epoch.",
+    openapi_extra=body_schema(JobGridRequest),
+)
+async def predict_grid(job_id: JobId, request: Request) -> Any:
+    body = await parse_body(request, JobGridRequest)
+    model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
+    check_two_inputs(model, f"job {job_id}'s network", ["path", "job_id"])
+    grid = await grid_answer(request, model, body, lambda _: job_id, job_id=job_id, epoch=epoch)
+    return JSONResponse(grid)
 
 
 @router.post(

@@ -16,6 +16,7 @@ from service.api.deps import (
     parse_body,
     read_sessions,
 )
+from service.api.grids import check_two_inputs, grid_answer
 from service.api.limits import check_prediction_size
 from service.api.model_files import (
     DOWNLOAD_RESPONSE,
@@ -36,6 +37,8 @@ from service.api.schemas import (
     AliasSet,
     EvaluateRequest,
     EvaluateResponse,
+    GridRequest,
+    GridResponse,
     MetadataPatch,
     ModelRead,
     ModelVersionRead,
@@ -57,6 +60,7 @@ def _model_links(name: str) -> dict[str, dict[str, Any]]:
         "ListVersions": link("GET", "/v1/models/{name}/versions", {"name": name}),
         "PredictWithModel": link("POST", "/v1/models/{name}/predict", {"name": name}),
         "EvaluateModel": link("POST", "/v1/models/{name}/evaluate", {"name": name}),
+        "GridOfModel": link("POST", "/v1/models/{name}/grid", {"name": name}),
     }
 
 
@@ -418,3 +422,33 @@ async def evaluate(name: ModelName, request: Request) -> Any:
     )
     evaluation["model"] = {"name": name, "version": resolved.version}
     return JSONResponse(evaluation, background=resolved.refresh)
+
+
+@router.post(
+    "/{name}/grid",
+    operation_id="predict_model_grid",
+    response_model=GridResponse,
+    responses=problem_responses(404, 413, 422),
+    summary="Predict with a 2-input model (default: the latest version) on an N x N grid",
+    description="The outputs at every point of a `resolution` x `resolution` grid over "
+    "`x_range` (the first input) and `y_range` (the second), in one call: a decision "
+    "boundary or a fitted surface. Each point's outputs and probabilities are what "
+    "`predict_model` answers for it. Ranges default to the extent of the data of the job "
+    "that trained the version, plus 10% on each side (`range_source` says where they came "
+    "from). A model without exactly 2 inputs is a 422; the grid's points count against the "
+    "prediction size limits like predict's rows.",
+    openapi_extra=body_schema(GridRequest),
+)
+async def predict_grid(name: ModelName, request: Request) -> Any:
+    body = await parse_body(request, GridRequest)
+    resolved = await model_resolver(request).model(name, version=body.version, alias=body.alias)
+    version = resolved.version
+    check_two_inputs(resolved.model, f"model {name} version {version}", ["path", "name"])
+    grid = await grid_answer(
+        request,
+        resolved.model,
+        body,
+        lambda session: registry.version_job_id(session, name, version),
+        model={"name": name, "version": version},
+    )
+    return JSONResponse(grid, background=resolved.refresh)

@@ -44,6 +44,11 @@ from service.api.schemas.evaluation import (
     EvaluateResponse,
     JobEvaluateRequest,
 )
+from service.api.schemas.grids import (
+    GridRequest,
+    GridResponse,
+    JobGridRequest,
+)
 from service.api.schemas.jobs import (
     HistoryPoint,
     JobCreate,
@@ -116,6 +121,8 @@ __all__ = [
     "ForwardValues",
     "GeneratorKind",
     "GeneratorSpec",
+    "GridRequest",
+    "GridResponse",
     "Health",
     "HiddenActivation",
     "HistoryPoint",
@@ -124,6 +131,7 @@ __all__ = [
     "Integer",
     "JobCreate",
     "JobEvaluateRequest",
+    "JobGridRequest",
     "JobPredictRequest",
     "JobRead",
     "JobRetry",
