@@ -35,7 +35,10 @@ def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def submit_job(
-    service: Server, headers: dict[str, str] | None = None, **training: Any
+    service: Server,
+    headers: dict[str, str] | None = None,
+    model_name: str | None = None,
+    **training: Any,
 ) -> dict[str, Any]:
     """A job on a new two-moons dataset, submitted over the API, with a snapshot every 10
     epochs."""
@@ -43,6 +46,7 @@ def submit_job(
     assert dataset.status_code == 201, dataset.text
     body = {
         "dataset_id": dataset.json()["id"],
+        "model_name": model_name,
         "network": NETWORK,
         "training": {"optimizer": "adam", "learning_rate": 0.02, **training},
         "checkpoint_every": 10,
@@ -131,7 +135,14 @@ def test_form_shows_the_apis_validation_errors_next_to_their_fields(
 def test_snapshot_slider_redraws_the_boundary_and_the_network(
     service: Server, open_page: OpenPage
 ) -> None:
-    job = submit_job(service, epochs=300, batch_size=4, learning_rate=0.003, validation_split=0.2)
+    job = submit_job(
+        service,
+        model_name="moons",
+        epochs=300,
+        batch_size=4,
+        learning_rate=0.003,
+        validation_split=0.2,
+    )
     offline = open_page(service)
     page = offline.page
     page.goto(f"/#/jobs/{job['id']}")
