@@ -16,7 +16,7 @@ const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const POLL_MS = 1500;
 // While the job runs, the newest snapshot's boundary is drawn at most this often.
 const LIVE_PICTURE_MS = 2500;
-const GRID_RESOLUTION = 64;
+const GRID_RESOLUTION = 100;
 // Points drawn over the boundary: enough to show the data's shape.
 const MAX_POINTS = 2000;
 // Beyond this many weights the network picture is left out: it would show a blur.
