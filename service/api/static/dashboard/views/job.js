@@ -182,6 +182,7 @@ export async function render(root, [jobId]) {
     download.disabled = true;
     try {
       const text = await api(`v1/jobs/${job.id}/history`, { query: { format: "csv" }, accept: "text/csv" });
+      if (typeof text !== "string") throw new Error("the service answered JSON, not CSV");
       const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
       const link = h("a", { href: url, download: `job-${job.id}-history.csv`, hidden: true });
       document.body.append(link);
