@@ -39,6 +39,9 @@ export function parseRows(text) {
       }
       return Number(token);
     });
+    if (rows.length && row.length !== rows[0].length) {
+      throw new Error(`Line ${index + 1} has ${row.length} values, the first row ${rows[0].length}: every row needs as many.`);
+    }
     rows.push(row);
   });
   return rows;
