@@ -65,7 +65,9 @@ async function route() {
   }
 }
 
-function askForKey() {
+/** Opens the key dialog; `reason` says in it why (the notice bar is behind the dialog). */
+function askForKey(reason = "") {
+  document.getElementById("key-reason").textContent = reason;
   document.getElementById("key-input").value = "";
   if (!keyDialog.open) keyDialog.showModal();
 }
@@ -78,7 +80,7 @@ window.addEventListener("backprop:unauthorized", (event) => {
       ? "The service refused this API key. Enter another one."
       : "This service needs an API key. Enter one to continue.";
   showNotice(message);
-  if (error.status === 401) askForKey();
+  if (error.status === 401) askForKey(message);
 });
 
 keyDialog.addEventListener("close", () => {
@@ -87,6 +89,6 @@ keyDialog.addEventListener("close", () => {
   else return;
   route();
 });
-document.getElementById("key-button").addEventListener("click", askForKey);
+document.getElementById("key-button").addEventListener("click", () => askForKey());
 window.addEventListener("hashchange", route);
 route();
