@@ -132,3 +132,37 @@ def test_compare_fits_a_narrow_screen(
     expect(page.locator("#compare-chart")).to_have_attribute("data-points", "20")
     assert fits_the_width(page)
     offline.screenshot("compare-narrow")
+
+
+def test_a_running_jobs_curve_grows_while_it_is_compared(
+    service: Server,
+    open_page: Callable[[Server], OfflinePage],
+    two_jobs: list[dict[str, Any]],
+    client: httpx2.Client,
+) -> None:
+    running = (
+        client.post(
+            "/v1/jobs",
+            json={
+                "dataset_id": two_jobs[0]["dataset_id"],
+                "network": {"layers": [2, 4, 1], "hidden_activation": "tanh"},
+                "training": {"epochs": 20_000},
+            },
+        )
+        .raise_for_status()
+        .json()
+    )
+    try:
+        page = open_page(service).page
+        page.goto(f"/#/compare?jobs={two_jobs[0]['id']},{running['id']}")
+        chart = page.locator("#compare-chart")
+        # The finished job's 20 epochs are on the chart from the start; more come as the
+        # other one trains.
+        expect(chart).not_to_have_attribute("data-points", "0")
+        first = int(chart.get_attribute("data-points") or 0)
+        page.wait_for_function(
+            f"Number(document.querySelector('#compare-chart').dataset.points) > {max(first, 20)}"
+        )
+        expect(page.get_by_role("region", name="Results")).to_contain_text("running")
+    finally:
+        client.post(f"/v1/jobs/{running['id']}/cancel").raise_for_status()

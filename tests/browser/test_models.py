@@ -198,3 +198,13 @@ def test_the_model_page_fits_a_narrow_screen(
     expect(page.get_by_role("table", name=f"Answered by {MODEL} v2")).to_be_visible()
     assert fits_the_width(page)
     offline.screenshot("model-narrow")
+
+
+def test_a_model_that_does_not_exist_says_so(
+    service: Server, open_page: Callable[[Server], OfflinePage]
+) -> None:
+    page = open_page(service).page
+    page.goto("/#/models/no-such-model")
+    expect(page.get_by_role("heading", name="No such model")).to_be_visible()
+    page.get_by_role("link", name="See the models there are").click()
+    expect(page.get_by_role("heading", name="Models")).to_be_visible()

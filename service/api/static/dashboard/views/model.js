@@ -85,7 +85,15 @@ function predictionTable(rows, answer) {
 
 export async function render(root, [name]) {
   const path = `v1/models/${encodeURIComponent(name)}`;
-  let model = await api(path);
+  let model;
+  try {
+    model = await api(path);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    root.append(h("h2", {}, "No such model"),
+      h("p", {}, `${error.message}. `, h("a", { href: "#/models" }, "See the models there are"), "."));
+    return;
+  }
   let versions = await listAll(`${path}/versions`, { query: { limit: 200 } });
 
   root.append(h("p", { class: "crumbs" }, h("a", { href: "#/models" }, "Models"), " / "), h("h2", {}, name));
