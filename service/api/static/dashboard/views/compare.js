@@ -24,7 +24,7 @@ const METRICS = [
 ];
 
 /** A job as people tell it apart: its model name and the start of its id. */
-export function jobLabel(job) {
+function jobLabel(job) {
   return `${job.model_name || "job"} ${job.id.slice(0, 8)}`;
 }
 
@@ -57,9 +57,9 @@ function settingDifferences(jobs) {
     .filter(([, values]) => new Set(values).size > 1);
 }
 
-function swatch(index, dashed = false) {
+function swatch(index) {
   return h("span", {
-    class: dashed ? "swatch dashed" : "swatch",
+    class: "swatch",
     style: `--swatch: ${seriesColor(index)}`,
     "aria-hidden": "true",
   });
@@ -214,6 +214,7 @@ export async function render(root) {
         columns.push([job, "val_loss", index]);
       }
     });
+    chartBox.setAttribute("aria-label", `Loss per epoch of ${chosen.map(jobLabel).join(", ")}; the results table below has their final values`);
     const key = curves.map((curve) => curve.label).join("\n");
     if (key !== chartCurves) {
       if (chart) chart.destroy();

@@ -241,10 +241,11 @@ export async function render(root, [name]) {
   function drawSelector() {
     const chosen = selector.value;
     const latest = model.latest_version;
+    const aliases = Object.keys(model.aliases).sort();
     selector.replaceChildren(
       h("option", { value: "" }, latest ? `Latest version (v${latest})` : "Latest version"),
-      h("optgroup", { label: "Aliases" }, Object.keys(model.aliases).sort()
-        .map((alias) => h("option", { value: `alias:${alias}` }, `${alias} (v${model.aliases[alias]})`))),
+      ...(aliases.length ? [h("optgroup", { label: "Aliases" }, aliases
+        .map((alias) => h("option", { value: `alias:${alias}` }, `${alias} (v${model.aliases[alias]})`)))] : []),
       h("optgroup", { label: "Versions" }, versions
         .map((version) => h("option", { value: `version:${version.version}` }, `v${version.version}`))));
     if ([...selector.options].some((option) => option.value === chosen)) selector.value = chosen;

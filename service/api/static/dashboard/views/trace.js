@@ -162,7 +162,7 @@ function valueRows(body, step) {
   const [hidden, output] = step.forward;
   const [back1, back2] = step.backward;
   const [new1, new2] = step.updated.layers;
-  const through = body.update_rule === "dirty" ? "W²′ (updated: dirty rule)" : "W² (before the update: standard rule)";
+  const through = body.update_rule === "dirty" ? "W²′" : "W²";
   return [
     ["Input", "x", body.input],
     ["Target", "t", body.target],
@@ -177,7 +177,7 @@ function valueRows(body, step) {
     ["Output bias gradient", "∂L/∂b² = δ²", back2.bias_gradient],
     ["Updated output weights", "W²′ = W² − η ∂L/∂W²", new2.weights],
     ["Updated output bias", "b²′ = b² − η ∂L/∂b²", new2.bias],
-    ["Hidden delta", `δ¹ = ${through}ᵀ δ² ⊙ ${activation}′(a¹)`, back1.delta],
+    ["Hidden delta", `δ¹ = (${through}ᵀ δ²) ⊙ ${activation}′(a¹)`, back1.delta],
     ["Hidden weight gradient", "∂L/∂W¹ = δ¹ xᵀ", back1.weight_gradient],
     ["Hidden bias gradient", "∂L/∂b¹ = δ¹", back1.bias_gradient],
     ["Updated hidden weights", "W¹′ = W¹ − η ∂L/∂W¹", new1.weights],
@@ -186,7 +186,10 @@ function valueRows(body, step) {
 }
 
 function valueTable(body, step) {
-  return h("div", { class: "table-wrap" }, h("table", { class: "trace-values" },
+  const rule = body.update_rule === "dirty"
+    ? "Dirty update, as in the notebook: the hidden delta goes back through the output weights already updated (W²′)."
+    : "Standard update: the hidden delta goes back through the output weights before their update (W²).";
+  return h("div", { class: "table-wrap" }, h("p", { class: "muted" }, rule), h("table", { class: "trace-values" },
     h("caption", {}, "Every value of the step, in the notebook's order"),
     h("thead", {}, h("tr", {}, ["Quantity", "Formula", "Value"].map((label) => h("th", { scope: "col" }, label)))),
     h("tbody", {}, valueRows(body, step).map(([quantity, formula, value]) => h("tr", {},
