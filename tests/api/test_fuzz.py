@@ -100,15 +100,19 @@ API_KEY = "fuzz-key"
 # not a failure of the `positive_data_acceptance` check; any other status outside its
 # usual ones still is, and every other check runs unrelaxed everywhere.
 CURSOR = "`cursor` is opaque: only cursors the service issued are valid"
-PREDICTION_ROWS = "input rows must be as wide as the model's input"
+PREDICTION_ROWS = (
+    "input rows must be as wide as the model's input, their values small enough that the "
+    "outputs stay finite"
+)
 EVALUATION_DATA = (
     "a dataset_id, or inputs with labels or targets; the data must fit the model (its "
     "input width, its classes or output width)"
 )
 TAGS_AFTER_MERGE = "at most 50 tags may remain once the patch merged into the stored ones"
 GRID = (
-    "a range's min must be below its max, with a finite width; the model must have exactly "
-    "2 inputs; resolution x resolution rows within the prediction size limits (server settings)"
+    "a range's min must be below its max, with a finite width, its values small enough that "
+    "the outputs stay finite; the model must have exactly 2 inputs; resolution x resolution "
+    "rows within the prediction size limits (server settings)"
 )
 CROSS_FIELD_422 = {
     "GET /v1/datasets": CURSOR,
