@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import auth, dashboard, openapi, problems
+from service.api import auth, dashboard, docs, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache, ModelResolver
@@ -91,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by `service.api.docs` on vendored assets instead: FastAPI's load a CDN's.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=docs.OAUTH2_REDIRECT_URL,
         default_response_class=JSONResponse,
         generate_unique_id_function=operation_id,
     )
@@ -108,16 +112,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(inference_v2.health_router)
     dashboard.install(app)
+    docs.install(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    docs = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    assert app.openapi_url is not None
     app.add_middleware(
         auth.ApiKeyAuth,
         keys=settings.api_keys,
-        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS | {path for path in docs if path},
+        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS | docs.OPEN_PATHS | {app.openapi_url},
         open_prefixes=(dashboard.STATIC_PREFIX,),
     )
     # Outermost, so requests refused by the other middleware are counted and logged too.

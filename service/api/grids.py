@@ -15,7 +15,7 @@ from service.api.deps import read_sessions
 from service.api.limits import check_prediction_size
 from service.api.predictions import predict_off_loop
 from service.api.schemas.grids import GridArea, RangeSource
-from service.core import Model
+from service.core import Model, SpecError
 from service.db import datasets as dataset_queries
 from service.errors import Invalid
 
@@ -24,6 +24,7 @@ MARGIN = 0.1
 # Of a standardized input, mean +- this many standard deviations stand for its extent.
 STANDARD_DEVIATIONS = 2.0
 DEFAULT_RANGE = (-1.0, 1.0)
+RANGES = ("x_range", "y_range")
 
 Extent = tuple[np.ndarray, np.ndarray]
 # Given a read session, the id of the job whose dataset the model was trained on, if known.
@@ -58,7 +59,15 @@ async def grid_answer(
         (default_x, default_y), source = default_ranges(trained, extent)
         x_range, y_range = x_range or default_x, y_range or default_y
     x, y, inputs = grid_points(x_range, y_range, n)
-    prediction = await predict_off_loop(trained, inputs)
+    try:
+        prediction = await predict_off_loop(trained, inputs)
+    except SpecError:
+        # The points are the ranges' doing: name them, not predict's `inputs`.
+        raise Invalid(
+            "the model's outputs overflow on this grid (its values are too large): choose "
+            "smaller ranges",
+            [{"loc": ["body", axis], "msg": "too large for this model"} for axis in RANGES],
+        ) from None
     probabilities = prediction.get("probabilities")
     return {
         "x": x,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
@@ -246,8 +247,18 @@ async def predict_off_loop(trained: Model, inputs: Any, **extra: Any) -> dict[st
 def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]:
     """Outputs, and for classifiers probabilities and labels, as arrays orjson writes.
     A model that knows its classes names them; a classifier trained on encoded targets
-    answers class indices and its outputs as probabilities, as it always has."""
-    outputs = trained.predict(inputs)
+    answers class indices and its outputs as probabilities, as it always has. Rows whose
+    outputs are not finite (values so large that the network's sums overflow) are a
+    SpecError naming the first of them."""
+    # Overflowing sums are no error where tanh and sigmoid saturate on the infinities; only
+    # outputs that end up infinite or NaN are, and JSON could not carry them.
+    with np.errstate(over="ignore", invalid="ignore"):
+        outputs = trained.predict(inputs)
+    if not np.isfinite(outputs).all():
+        row = int(np.argwhere(~np.isfinite(outputs))[0][0])
+        raise SpecError(
+            f"inputs[{row}]", "the model's outputs overflow for this row: its values are too large"
+        )
     body: dict[str, Any] = {"outputs": outputs}
     if trained.classes is not None:
         # Outputs of an identity layer trained on labels (the notebook's XOR network) pick

@@ -202,6 +202,13 @@ def history_page(
     return page_of(rows, limit, lambda row: [row.epoch])
 
 
+def whole_history(session: Session, job_id: str) -> list[HistoryRow]:
+    """Every epoch of the job's history, in order."""
+    get_job(session, job_id)
+    query = select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)
+    return list(session.scalars(query))
+
+
 def history_after(session: Session, job_id: str, epoch: int, limit: int) -> list[HistoryRow]:
     """Up to `limit` epochs of the job after `epoch`, in order."""
     query = select(HistoryRow).where(HistoryRow.job_id == job_id, HistoryRow.epoch > epoch)

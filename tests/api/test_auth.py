@@ -151,8 +151,11 @@ def test_an_open_service_does_not_claim_to_need_a_key(client: TestClient) -> Non
         "/ready",
         "/metrics",
         "/docs",
+        "/docs/oauth2-redirect",
         "/redoc",
         "/openapi.json",
+        "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/static/vendor/redoc/redoc.standalone.js",
         # The dashboard's page and assets hold no data; the page asks for a key.
         "/",
         "/static/dashboard/app.js",

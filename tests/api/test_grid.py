@@ -229,6 +229,34 @@ def test_bad_resolutions_and_ranges_are_422_naming_the_field(
         assert problem_locations(client.post(path, json=body))[0][: len(location)] == location
 
 
+def test_outputs_that_overflow_are_422_and_saturating_ones_are_answered(
+    client: TestClient, settings: Settings
+) -> None:
+    tanh = {**CLASSIFIER, "hidden_activation": "tanh"}
+    trained_job(client, settings, MOONS, tanh, CLASSIFIER_TRAINING, model_name="moons-net")
+    trained_job(
+        client,
+        settings,
+        SURFACE,
+        {"layers": [2, 1]},
+        REGRESSION_TRAINING,
+        model_name="plane",
+        preprocessing={"inputs": "standardize", "targets": "standardize"},
+    )
+    # The sums overflow: tanh saturates, a linear model's outputs become infinite.
+    huge = {"x_range": [-8e307, 8e307], "y_range": [-1, 1], "resolution": 3}
+
+    saturated = client.post("/v1/models/moons-net/grid", json=huge)
+    overflowing = client.post("/v1/models/plane/grid", json=huge)
+    predicted = client.post("/v1/models/plane/predict", json={"inputs": [[0, 0], [8e307, 0]]})
+
+    assert saturated.status_code == 200, saturated.text
+    assert np.isfinite(np.array(saturated.json()["outputs"])).all()
+    assert problem_locations(overflowing) == [["body", "x_range"], ["body", "y_range"]]
+    # Predict's rule, which the grid follows.
+    assert problem_locations(predicted) == [["body", "inputs", 1]]
+
+
 def test_a_grid_counts_against_the_prediction_size_limits(
     settings: Settings, migrated_url: str
 ) -> None:

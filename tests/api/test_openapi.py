@@ -18,6 +18,7 @@ PASCAL_CASE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 # model files (binary: the native zip and ONNX).
 NOT_JSON = {
     "text/plain",
+    "text/csv",
     "application/openmetrics-text",
     "text/event-stream",
     "application/vnd.backprop.model+zip",

@@ -11,12 +11,14 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 
-from tests.helpers import Server, running_service
+from tests.helpers import Server, job_finished, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("BACKPROP_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -119,3 +121,34 @@ def open_page(browser: Browser) -> Iterator[Callable[[Server], OfflinePage]]:
     for offline in opened:
         assert offline.blocked == [], f"the page asked for more than the service: {offline.blocked}"
         assert offline.errors == [], f"scripts on the page threw: {offline.errors}"
+
+
+# Small and fast: XOR's 40 points, a 2-4-1 network, 20 epochs (well under a second).
+XOR_40 = {"name": "xor-40", "generator": {"kind": "xor", "n_samples": 40}}
+
+
+def trained_job(
+    client: httpx2.Client, dataset_id: str, *, training: dict[str, Any], model_name: str | None
+) -> dict[str, Any]:
+    """A 2-4-1 tanh job on `dataset_id` with `training`, submitted over HTTP and waited for."""
+    job = client.post(
+        "/v1/jobs",
+        json={
+            "dataset_id": dataset_id,
+            "model_name": model_name,
+            "network": {"layers": [2, 4, 1], "hidden_activation": "tanh"},
+            "training": {"epochs": 20, **training},
+        },
+    ).raise_for_status()
+    finished = job_finished(client, job.json()["id"])
+    assert finished["status"] == "succeeded", finished
+    return finished
+
+
+def fits_the_width(page: Page) -> bool:
+    """Whether the page needs no horizontal scrolling (wide tables and figures scroll in
+    their own boxes)."""
+    width: bool = page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    return width

@@ -1,5 +1,8 @@
 """Training jobs: submit, follow, cancel, read history and snapshots, predict at a snapshot."""
 
+import csv
+import io
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -420,16 +423,50 @@ def retry_job(
     return job
 
 
+class HistoryFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+HISTORY_FIELDS = tuple(HistoryPoint.model_fields)
+HISTORY_CSV_EXAMPLE = (
+    ",".join(HISTORY_FIELDS) + "\r\n1,0.2512,0.2733,0.7088,0.85,0.8,0.81,0.8,0.8,,,,,0.05\r\n"
+)
+HISTORY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "links": HISTORY_LINKS,
+        "description": "A page of epochs (JSON), or with `format=csv` the whole history as "
+        "a CSV attachment.",
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string", "description": "A header row, one row per epoch"},
+                "example": HISTORY_CSV_EXAMPLE,
+            }
+        },
+        "headers": {
+            "Content-Disposition": {
+                "description": 'With `format=csv`: `attachment; filename="job-<id>-history.csv"`',
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    **problem_responses(404, 422),
+}
+
+
 @router.get(
     "/{job_id:id}/history",
     operation_id="get_job_history",
     response_model=Page[HistoryPoint],
-    responses={200: {"links": HISTORY_LINKS}, **problem_responses(404, 422)},
-    summary="Per-epoch loss and metrics",
+    responses=HISTORY_RESPONSES,
+    summary="Per-epoch loss and metrics, as JSON pages or as one CSV file",
     description="`loss` and `val_loss` are on the problem as trained, after preprocessing "
     "scaled the targets (with `preprocessing.targets: standardize`, in standard deviations); "
     "`mae`, `r2`, `val_mae` and `val_r2` are in the targets' raw units. Precision, recall "
-    "and F1 are macro averages over the classes, on the validation part.",
+    "and F1 are macro averages over the classes, on the validation part. With "
+    "`format=csv` the answer is every epoch as `text/csv`: a header row naming the "
+    "`HistoryPoint` fields, one row per epoch, empty cells for nulls (`limit`, `cursor` "
+    "and `max_points` page the JSON answer only).",
 )
 def get_history(
     job_id: JobId,
@@ -442,9 +479,28 @@ def get_history(
             ge=2, le=100_000, description="Downsample the whole run to at most this many points."
         ),
     ] = None,
+    history_format: Annotated[
+        HistoryFormat,
+        Query(alias="format", description="`json` (default): pages; `csv`: one CSV file."),
+    ] = HistoryFormat.JSON,
 ) -> Any:
+    if history_format is HistoryFormat.CSV:
+        return _history_csv(job_id, queries.whole_history(session, job_id))
     items, next_cursor = queries.history_page(session, job_id, limit, cursor, max_points)
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _history_csv(job_id: str, rows: list[Any]) -> Response:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(HISTORY_FIELDS)
+    # csv writes None as an empty cell and a float as its shortest exact repr.
+    writer.writerows([getattr(row, field) for field in HISTORY_FIELDS] for row in rows)
+    return Response(
+        text.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="job-{job_id}-history.csv"'},
+    )
 
 
 @router.get(

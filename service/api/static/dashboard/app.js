@@ -15,6 +15,8 @@ const view = document.getElementById("view");
 const notice = document.getElementById("notice");
 const keyDialog = document.getElementById("key-dialog");
 let cleanup = null;
+// Counts routes: a view still loading when the next one starts must not touch the page.
+let generation = 0;
 
 /** Shows `message` in the notice bar (kind: "error" or "info"); null hides it. */
 export function showNotice(message, kind = "error") {
@@ -45,16 +47,27 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   showNotice(null);
+  const current = ++generation;
   const { render } = await import(module);
-  view.replaceChildren();
+  if (current !== generation) return;
+  // Each view renders into a root of its own, so one that is left behind while it loads
+  // writes into a detached node rather than into the next view.
+  const root = document.createElement("div");
+  view.replaceChildren(root);
   try {
-    cleanup = (await render(view, match.slice(1).map(decodeURIComponent))) || null;
+    const done = (await render(root, match.slice(1).map(decodeURIComponent))) || null;
+    if (current === generation) cleanup = done;
+    else if (done) done();
   } catch (error) {
-    showNotice(error.message);
+    // A 401 or 403 was announced by the key prompt's own notice: keep that one.
+    const announced = error.status === 401 || error.status === 403;
+    if (current === generation && !announced) showNotice(error.message);
   }
 }
 
-function askForKey() {
+/** Opens the key dialog; `reason` says in it why (the notice bar is behind the dialog). */
+function askForKey(reason = "") {
+  document.getElementById("key-reason").textContent = reason;
   document.getElementById("key-input").value = "";
   if (!keyDialog.open) keyDialog.showModal();
 }
@@ -67,7 +80,7 @@ window.addEventListener("backprop:unauthorized", (event) => {
       ? "The service refused this API key. Enter another one."
       : "This service needs an API key. Enter one to continue.";
   showNotice(message);
-  if (error.status === 401) askForKey();
+  if (error.status === 401) askForKey(message);
 });
 
 keyDialog.addEventListener("close", () => {
@@ -76,6 +89,6 @@ keyDialog.addEventListener("close", () => {
   else return;
   route();
 });
-document.getElementById("key-button").addEventListener("click", askForKey);
+document.getElementById("key-button").addEventListener("click", () => askForKey());
 window.addEventListener("hashchange", route);
 route();

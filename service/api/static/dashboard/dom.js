@@ -48,6 +48,9 @@ export function field(label, control, hint) {
     h("label", { for: id }, label), control, hint ? h("small", {}, hint) : null, error);
 }
 
+// Where a request's value was, as the first part of an error's loc.
+const LOCATIONS = ["body", "path", "query"];
+
 /**
  * Shows an ApiError's `errors` next to the fields of `form` that they name: each error's
  * `loc` is matched, from its most specific end, to a `data-field` path such as
@@ -58,7 +61,7 @@ export function showFieldErrors(form, error) {
   const summary = form.querySelector(".form-errors");
   const unplaced = [];
   for (const item of error.errors || []) {
-    const loc = (item.loc || []).filter((part) => part !== "body");
+    const loc = (item.loc || []).filter((part, index) => index > 0 || !LOCATIONS.includes(part));
     let target = null;
     for (let end = loc.length; end > 0 && !target; end -= 1) {
       target = form.querySelector(`[data-field="${CSS.escape(loc.slice(0, end).join("."))}"]`);

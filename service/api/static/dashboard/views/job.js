@@ -404,9 +404,9 @@ export async function render(root, [jobId]) {
   function showLegend() {
     if (classification) {
       legend.replaceChildren(...dataset.classes.map((label, index) =>
-        h("span", { class: "swatch" }, h("span", { class: "dot", style: `background:${classColor(index)}` }), ` ${label}`)));
+        h("span", { class: "legend-item" }, h("span", { class: "dot", style: `background:${classColor(index)}` }), ` ${label}`)));
     } else if (targetRange) {
-      legend.replaceChildren(h("span", { class: "swatch" }, formatNumber(targetRange[0], 3),
+      legend.replaceChildren(h("span", { class: "legend-item" }, formatNumber(targetRange[0], 3),
         h("span", { class: "ramp", "aria-hidden": "true" }), formatNumber(targetRange[1], 3)));
     }
   }
