@@ -38,6 +38,24 @@ export function apiUrl(path, query) {
 }
 
 /**
+ * The ApiError for a non-2xx `response`, from its problem+json body; a 401 or 403 also
+ * fires `backprop:unauthorized` on the window, which the shell turns into the key prompt.
+ */
+export async function refusal(response) {
+  let problem = {};
+  try {
+    problem = await response.json();
+  } catch {
+    problem = { detail: `${response.status} ${response.statusText}` };
+  }
+  const error = new ApiError(response.status, problem);
+  if (response.status === 401 || response.status === 403) {
+    window.dispatchEvent(new CustomEvent("backprop:unauthorized", { detail: error }));
+  }
+  return error;
+}
+
+/**
  * Calls the API and answers the parsed JSON body (null for 204). Throws ApiError for a
  * non-2xx answer; a 401 or 403 also fires `backprop:unauthorized` on the window, which the
  * shell turns into the key prompt.
@@ -50,19 +68,7 @@ export async function api(path, { method = "GET", body, query, signal, accept } 
     init.body = JSON.stringify(body);
   }
   const response = await fetch(apiUrl(path, query), init);
-  if (!response.ok) {
-    let problem = {};
-    try {
-      problem = await response.json();
-    } catch {
-      problem = { detail: `${response.status} ${response.statusText}` };
-    }
-    const error = new ApiError(response.status, problem);
-    if (response.status === 401 || response.status === 403) {
-      window.dispatchEvent(new CustomEvent("backprop:unauthorized", { detail: error }));
-    }
-    throw error;
-  }
+  if (!response.ok) throw await refusal(response);
   if (response.status === 204) return null;
   const type = response.headers.get("Content-Type") || "";
   return type.includes("json") ? response.json() : response.text();

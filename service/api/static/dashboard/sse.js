@@ -1,7 +1,7 @@
 // Server-sent events read with fetch(): EventSource cannot send the Authorization header,
 // so the stream is parsed here, and a dropped connection is resumed with Last-Event-ID
 // (the id of the last event received) so that no event is missed or repeated.
-import { ApiError, apiUrl, authHeaders } from "./api.js";
+import { apiUrl, authHeaders, refusal } from "./api.js";
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 10000;
@@ -99,16 +99,7 @@ export function followEvents(path, { onEvent, onFallback = () => {}, onConnect =
     try {
       const response = await fetch(apiUrl(path), { headers, signal: controller.signal, cache: "no-store" });
       if (!response.ok) {
-        let problem = {};
-        try {
-          problem = await response.json();
-        } catch {
-          problem = { detail: `${response.status} ${response.statusText}` };
-        }
-        const error = new ApiError(response.status, problem);
-        if (response.status === 401 || response.status === 403) {
-          window.dispatchEvent(new CustomEvent("backprop:unauthorized", { detail: error }));
-        }
+        const error = await refusal(response);
         // Asking again will not change a 4xx answer.
         if (response.status < 500) return giveUp(error);
         throw error;
