@@ -116,7 +116,10 @@ def test_a_job_deleted_as_its_worker_finishes_it_goes_whole_or_not_at_all(
     client: httpx2.Client, database_url: str
 ) -> None:
     dataset_id = client.post("/v1/datasets", json=XOR_DATASET).json()["id"]
-    job_id = submit(client, job_body(dataset_id, "raced", 3000))
+    # Long enough to be seen running past the worker's first progress flush (0.25 s) and
+    # to take many refused deletes: 3000 epochs ended before that flush on a fast machine.
+    epochs = 30_000
+    job_id = submit(client, job_body(dataset_id, "raced", epochs))
     wait_for(lambda: running(client, job_id), 30, "the job to start")
 
     # DELETE as fast as answers come while the worker writes and finishes: refused while
@@ -138,7 +141,7 @@ def test_a_job_deleted_as_its_worker_finishes_it_goes_whole_or_not_at_all(
     }
     # It succeeded before it went: its version is registered, and predicts.
     version = client.get("/v1/models/raced/versions/1").json()
-    assert version["job_id"] is None and version["epoch"] == 3000
+    assert version["job_id"] is None and version["epoch"] == epochs
     assert client.post("/v1/models/raced/predict", json={"inputs": INPUTS}).status_code == 200
 
 
