@@ -369,7 +369,9 @@ class Trainer:
         if training.shuffle:
             self._order = self.rng.permutation(len(self._data))
             if not self._gather:
-                np.take(self._data, self._order, axis=0, out=self._epoch_data)
+                # mode="clip" (the indices are in range anyway): with the default "raise",
+                # `out=` is filled through a buffer, a second copy of the data.
+                np.take(self._data, self._order, axis=0, out=self._epoch_data, mode="clip")
         before = self.params.flat.copy()
         self._train_batches(lr, training.update_rule == "dirty")
         self.epoch += 1
@@ -477,7 +479,7 @@ class Trainer:
         # Unpacked rather than read by name: attribute lookups would cost per step.
         for rows, gather_into, x, t, outputs, ws in self._batches:
             if gather_into is not None:
-                np.take(data, order[rows], axis=0, out=gather_into)
+                np.take(data, order[rows], axis=0, out=gather_into, mode="clip")
             outputs[...] = forward(params, x, ws)
             begin_step()
             if dirty:
