@@ -37,19 +37,31 @@ class _Parts:
         return [flat[part] for part in self.parts]
 
 
+# SGD steps a large part in chunks of this many values through one small scratch buffer
+# that stays in cache, rather than writing and re-reading a scratch as large as the part.
+SGD_CHUNK = 65536
+
+
 class SGD:
     def __init__(self, params: np.ndarray, grads: np.ndarray, parts: Sequence[slice]) -> None:
         split = _Parts(parts).views
-        self._params, self._grads = split(params), split(grads)
-        self._scratch = split(np.zeros_like(params))
+        scratch = np.zeros(min(params.size, SGD_CHUNK), params.dtype)
+        # Per part, its chunks as (parameters, gradients, scratch) views.
+        self._chunks = [
+            [
+                (p[i : i + SGD_CHUNK], g[i : i + SGD_CHUNK], scratch[: min(SGD_CHUNK, p.size - i)])
+                for i in range(0, p.size, SGD_CHUNK)
+            ]
+            for p, g in zip(split(params), split(grads), strict=True)
+        ]
 
     def begin_step(self) -> None:
         return None
 
     def apply(self, part: int, lr: float) -> None:
-        step = self._scratch[part]
-        np.multiply(self._grads[part], lr, out=step)
-        self._params[part] -= step
+        for params, grads, step in self._chunks[part]:
+            np.multiply(grads, lr, out=step)
+            params -= step
 
     def state(self) -> dict[str, np.ndarray]:
         return {}

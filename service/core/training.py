@@ -369,14 +369,21 @@ class Trainer:
         if training.shuffle:
             self._order = self.rng.permutation(len(self._data))
             if not self._gather:
-                np.take(self._data, self._order, axis=0, out=self._epoch_data)
+                # mode="clip" (the indices are in range anyway): with the default "raise",
+                # `out=` is filled through a buffer, a second copy of the data.
+                np.take(self._data, self._order, axis=0, out=self._epoch_data, mode="clip")
         before = self.params.flat.copy()
         self._train_batches(lr, training.update_rule == "dirty")
         self.epoch += 1
 
         outputs = self._outputs
-        # The targets in the order the outputs were computed in.
-        targets = self._data[self._order, width:] if self._gather else self._epoch_data[:, width:]
+        # The targets in the order the outputs were computed in (taken from the targets
+        # alone: from the data's rows, each target row costs a cache miss of its own).
+        targets = (
+            np.take(self.train_t, self._order, axis=0, mode="clip")
+            if self._gather
+            else self._epoch_data[:, width:]
+        )
         errors = np.subtract(outputs, targets, dtype=np.float64).ravel()
         squared_error = float(errors @ errors)
         if training.loss == "mse" and len(self._batch_sizes) * self.batch == len(outputs):
@@ -477,7 +484,7 @@ class Trainer:
         # Unpacked rather than read by name: attribute lookups would cost per step.
         for rows, gather_into, x, t, outputs, ws in self._batches:
             if gather_into is not None:
-                np.take(data, order[rows], axis=0, out=gather_into)
+                np.take(data, order[rows], axis=0, out=gather_into, mode="clip")
             outputs[...] = forward(params, x, ws)
             begin_step()
             if dirty:

@@ -8,6 +8,7 @@ momentum and the decay rates act on something and every term of the formula show
 import numpy as np
 import pytest
 
+from service.core import optimizers
 from service.core.optimizers import EVERYTHING, OPTIMIZERS, Optimizer, make_optimizer
 
 PARAMS = [0.5, -1.0, 2.0]
@@ -52,6 +53,23 @@ def test_sgd_step_is_learning_rate_times_gradient() -> None:
 
     np.testing.assert_allclose(params, [0.4, -0.8, 1.95], rtol=0, atol=TOL)
     assert sgd.state() == {}
+
+
+def test_sgd_steps_a_large_vector_in_chunks_exactly_as_in_one_go() -> None:
+    # Over SGD_CHUNK values the step goes through a small scratch, chunk by chunk; every
+    # value must get exactly p - lr g, the last (short) chunk and each part's edges too.
+    rng = np.random.default_rng(0)
+    size = 2 * optimizers.SGD_CHUNK + 123
+    params, grads = rng.standard_normal(size), rng.standard_normal(size)
+    expected = params - 0.1 * grads
+    parts = [slice(0, 5), slice(5, size)]
+    sgd = _bind("sgd", params, grads, parts)
+
+    sgd.begin_step()
+    sgd.apply(1, 0.1)
+    sgd.apply(0, 0.1)
+
+    assert params.tobytes() == expected.tobytes()
 
 
 def test_momentum_step_adds_the_decayed_velocity() -> None:

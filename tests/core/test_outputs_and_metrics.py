@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from service.core import Backprop, Model, NetworkSpec, Parameters, RunSpec, Trainer, predict
-from service.core.activations import OUTPUT
+from service.core.activations import HIDDEN, OUTPUT, ZEROS_ABOVE
 from service.core.losses import LOSSES
 
 
@@ -132,6 +132,24 @@ def test_predict_on_many_rows_equals_predicting_each_row_alone() -> None:
 
     hidden = np.maximum(x @ params.weights[0].T + params.biases[0], 0)
     np.testing.assert_allclose(outputs, hidden @ params.weights[1].T + params.biases[1], atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [2, 64])
+def test_relu_of_small_and_large_layers_is_max_of_aggregate_and_zero(rows: int, dtype: str) -> None:
+    # Large layers take max(a, 0) against a zero array rather than the scalar 0 (faster):
+    # the values must be the same, infinities and NaN (a diverging run) included.
+    aggregates = np.random.default_rng(7).normal(size=(rows, 40)).astype(dtype)
+    assert (aggregates.size > ZEROS_ABOVE) == (rows == 64)  # both ways are exercised
+    aggregates[0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    out = np.full_like(aggregates, 5.0)
+
+    HIDDEN["relu"][0](aggregates, out)
+
+    expected = np.where(aggregates > 0, aggregates, 0.0)
+    expected[0, 2] = np.nan
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == aggregates.dtype
 
 
 def test_softmax_is_finite_for_rows_of_very_different_scale() -> None:
