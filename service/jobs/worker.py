@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from service.config import Settings
+from service.core.compiled import warm_up
 from service.db import make_engine, make_session_factory
 from service.db.jobs import JOBS_CHANNEL
 from service.db.leases import Lease, Reaped, claim_next, reap
@@ -371,5 +372,16 @@ def run_worker(settings: Settings) -> None:
     blas_threads = max(1, (os.cpu_count() or 1) // max(1, settings.workers))
     with threadpool_limits(limits=blas_threads), Worker(settings) as worker:
         log_event(log, "worker.started", worker=worker.worker_id, blas_threads=blas_threads)
+        # The compiled engine's kernels load now (from numba's cache; compiled on a first
+        # start), not in the first job that trains with them.
+        started = time.monotonic()
+        ready = warm_up()
+        log_event(
+            log,
+            "worker.compiled_engine",
+            ready=ready,
+            seconds=round(time.monotonic() - started, 3),
+            worker=worker.worker_id,
+        )
         worker.run(stop)
         log_event(log, "worker.stopped", worker=worker.worker_id)

@@ -10,7 +10,7 @@ import pytest
 
 from service.core import EpochRecord, NetworkSpec, Parameters, RunSpec, SpecError, Trainer
 from service.core.activations import HIDDEN
-from service.core.compiled import AUTO_MAX_BATCH_PARAMETERS, auto_engine, warm_up
+from service.core.compiled import AUTO_MAX_BATCH_PARAMETERS, auto_engine
 from service.core.losses import VALID_LOSSES
 from service.core.optimizers import OPTIMIZERS
 from service.core.serialization import pack, unpack
@@ -57,12 +57,6 @@ def assert_records_close(
 def assert_parameters_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-10) -> None:
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_kernels() -> None:
-    # Compiled once per machine (then loaded from numba's cache); the tests need numba.
-    assert warm_up(), "numba must load where the tests run"
 
 
 @pytest.mark.parametrize("update_rule", ["standard", "dirty"])
