@@ -31,9 +31,10 @@ LOSS_CODES = {name: code for code, name in enumerate(LOSSES)}
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 NO_ACCURACY, ARGMAX, THRESHOLD = 0, 1, 2
 
-# `auto` trains with the compiled engine while one step's multiply-adds, batch size times
-# parameters, stay at or below this; above it BLAS wins (measured: bench/README.md).
-AUTO_MAX_BATCH_PARAMETERS = 131_072
+# `auto` trains with the compiled engine at batch 1, and while batch size times parameters
+# (one step's multiply-adds, per pass) stays at or below this; above it BLAS's speed wins
+# over the NumPy engine's per-call overhead (the crossover: bench/README.md).
+AUTO_MAX_BATCH_PARAMETERS = 65_536
 
 _kernels: ModuleType | None = None
 _unavailable: str | None = None
@@ -61,7 +62,7 @@ def auto_engine(spec: RunSpec, n_train: int) -> str:
     """The engine `auto` picks for `spec` on `n_train` training rows."""
     training = spec.training
     batch = min(training.batch_size or n_train, n_train)
-    small = batch * spec.network.n_parameters <= AUTO_MAX_BATCH_PARAMETERS
+    small = batch == 1 or batch * spec.network.n_parameters <= AUTO_MAX_BATCH_PARAMETERS
     if training.dtype == "float64" and small and load_kernels() is not None:
         return "compiled"
     return "numpy"

@@ -308,19 +308,20 @@ def test_divergence_agrees_with_the_numpy_engine(patience: int | None) -> None:
 
 def test_auto_picks_compiled_for_small_networks_and_batches_only() -> None:
     n = 10_000
-    small = spec({"layers": [2, 64, 64, 1]}, batch_size=1)
-    batch_32 = spec({"layers": [2, 64, 64, 1]}, batch_size=32)
-    mnist = spec({"layers": [784, 256, 128, 10]}, batch_size=128)
-    full_batch = spec({"layers": [2, 64, 64, 1]}, batch_size=None)
-    single = spec({"layers": [2, 64, 64, 1]}, batch_size=1, dtype="float32")
+    moons_net = {"layers": [2, 64, 64, 1]}
+    mnist_net = {"layers": [784, 256, 128, 10]}
 
-    assert auto_engine(small, n) == "compiled"
-    assert auto_engine(batch_32, n) == "compiled"
-    assert auto_engine(mnist, n) == "numpy"
-    assert auto_engine(full_batch, n) == "numpy"
-    assert auto_engine(single, n) == "numpy"
-    assert 32 * small.network.n_parameters <= AUTO_MAX_BATCH_PARAMETERS
+    assert auto_engine(spec(moons_net, batch_size=1), n) == "compiled"
+    assert auto_engine(spec(moons_net, batch_size=8), n) == "compiled"
+    assert auto_engine(spec(moons_net, batch_size=32), n) == "numpy"
+    assert auto_engine(spec(moons_net, batch_size=None), n) == "numpy"
+    assert auto_engine(spec(moons_net, batch_size=None), 8) == "compiled"
+    assert auto_engine(spec(mnist_net, batch_size=1), n) == "compiled"
+    assert auto_engine(spec(mnist_net, batch_size=128), n) == "numpy"
+    assert auto_engine(spec(moons_net, batch_size=1, dtype="float32"), n) == "numpy"
+    assert 8 * 4417 <= AUTO_MAX_BATCH_PARAMETERS < 32 * 4417
     assert Trainer(spec(CLASSIFIER), *moons()).engine == "compiled"
+    assert Trainer(spec(CLASSIFIER, batch_size=None), *moons(20_000)).engine == "numpy"
 
 
 def test_the_engine_field_refuses_unknown_engines_and_compiled_float32() -> None:
