@@ -418,9 +418,11 @@ class Trainer:
             yield from self.train_epochs(self.spec.training.epochs).records()
 
     def train_epochs(self, max_epochs: int, seconds: float = CHUNK_SECONDS) -> History:
-        """Train at least one epoch (unless the run is done) and at most `max_epochs`,
-        stopping early once about `seconds` have passed; the history of those that did not
-        diverge. The compiled engine trains them in chunks of compiled epochs."""
+        """Train at least one epoch (unless the run is done) and at most `max_epochs`, for
+        about `seconds`; the history of those that did not diverge. The NumPy engine stops
+        after the epoch that passes `seconds`; the compiled engine trains one chunk, as
+        many epochs as its last chunk's speed says fit in `seconds` (at most 8 times the
+        last chunk's, starting from one)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if self._compiled is not None:
                 return self._compiled_epochs(max_epochs, seconds)
