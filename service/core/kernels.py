@@ -5,9 +5,8 @@ Each function mirrors one piece of network.py, activations.py, losses.py or
 optimizers.py, value by value in the same formulas, so the two engines agree to rounding.
 Only sums may come out in another order (they are vectorized), as BLAS's do.
 Everything is chosen by small integer codes (see compiled.py), so one compiled
-function serves every spec and the on-disk cache holds a single entry. The helpers are
-inlined by numba itself: a call that passes arrays costs reference counting, which in
-the inner loops cost more than the arithmetic.
+function serves every spec and the on-disk cache holds a single entry. The kernel runs
+without the GIL, so the worker's heartbeat thread goes on beating while it trains.
 
 Import this module only through `compiled.load_kernels`: numba may be missing.
 """
