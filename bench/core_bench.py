@@ -367,9 +367,18 @@ def torch_per_sample(layers: list[int], x: np.ndarray, t: np.ndarray, epochs: in
     return run
 
 
-def auto_check(med: dict[str, float], numpy: str, compiled: str, auto: str, what: str) -> Check:
-    """`auto` against the faster of the two engines: >= 0.9 is within 10%."""
-    return Check(f"faster engine / auto, {what}", min(med[numpy], med[compiled]) / med[auto], 0.9)
+def auto_check(
+    times: dict[str, list[float]], numpy: str, compiled: str, auto: str, what: str
+) -> Check:
+    """`auto` against the faster of the two engines: >= 0.9 is within 10%. By the fastest
+    repeat of each: `auto` runs the very code of one engine, so what differs is its
+    choice, while the medians of millisecond runs on a shared machine differ by noise."""
+    best = {name: min(times[name]) for name in (numpy, compiled, auto)}
+    return Check(
+        f"faster engine / auto (fastest repeats), {what}",
+        min(best[numpy], best[compiled]) / best[auto],
+        0.9,
+    )
 
 
 def case_a(quick: bool, repeats: int | None) -> Section:
@@ -413,7 +422,7 @@ def case_a(quick: bool, repeats: int | None) -> Section:
             None,
         ),
         auto_check(
-            med,
+            times,
             "ours numpy engine, standard rule",
             "ours compiled engine, standard rule",
             "ours auto, standard rule",
@@ -490,7 +499,7 @@ def case_a2(quick: bool, repeats: int | None) -> Section:
                 med[f"scikit-learn, batch {batch}"] / med[compiled],
                 None,
             ),
-            auto_check(med, numpy, compiled, f"ours auto, batch {batch}", f"batch {batch}"),
+            auto_check(times, numpy, compiled, f"ours auto, batch {batch}", f"batch {batch}"),
         ]
     section.notes.append(
         "Microseconds per sample (one sample step at batch 1); a whole run each, the "
@@ -636,7 +645,7 @@ def case_b(quick: bool, repeats: int | None) -> Section:
             compiled = "ours compiled engine float64"
             section.checks += [
                 Check("numpy engine / compiled engine, float64", ours / med[compiled], None),
-                auto_check(med, "ours float64", compiled, "ours auto float64", "batch 32"),
+                auto_check(times, "ours float64", compiled, "ours auto float64", "batch 32"),
             ]
     section.notes.append(
         "PyTorch uses BCEWithLogitsLoss (sigmoid fused into the loss); scikit-learn "
