@@ -255,31 +255,70 @@ def train_epochs(
                         dlt[y + j] *= scale
             batch_losses += batch_sum / size
             steps[0] += 1
-            # Backward, layer by layer over the whole batch.
+            # Backward, layer by layer over the whole batch. Plain SGD on one sample steps
+            # each weight as its gradient is computed (the same arithmetic, one pass).
+            fused = size == 1 and optimizer == SGD
             for layer in range(last, -1, -1):
                 n_out = sizes[layer + 1]
                 width = np.uint64(sizes[layer])
                 stride = sizes[layer] + 1
                 p0 = param_start[layer]
-                for p in range(np.uint64(p0), np.uint64(param_start[layer + 1])):
-                    grads[p] = 0.0
-                for s in range(size):
-                    d = s * units + unit_start[layer + 1]
-                    below = np.uint64(s * units + unit_start[layer])
-                    for j in range(n_out):
-                        g = np.uint64(p0 + j * stride)
-                        dj = dlt[d + j]
-                        for i in range(width):
-                            grads[g + i] += dj * act[below + i]
-                        grads[g + width] += dj
-                if l2:
-                    for j in range(n_out):
-                        g = np.uint64(p0 + j * stride)
-                        for i in range(width):
-                            grads[g + i] += l2 * params[g + i]
-                # The dirty rule steps each layer now; the standard rule steps every layer
-                # after the last gradient (layer 0's, which propagates nothing below).
-                if dirty or layer == 0:
+                # The standard rule propagates the error below through this layer's weights
+                # before any of them is stepped; the dirty rule after, through the new ones.
+                for phase in range(2):
+                    if (phase == 0) != dirty:
+                        if layer:
+                            for s in range(size):
+                                d = s * units + unit_start[layer + 1]
+                                lower = np.uint64(s * units + unit_start[layer])
+                                for i in range(width):
+                                    dlt[lower + i] = 0.0
+                                for j in range(n_out):
+                                    g = np.uint64(p0 + j * stride)
+                                    dj = dlt[d + j]
+                                    for i in range(width):
+                                        dlt[lower + i] += dj * params[g + i]
+                                for i in range(width):
+                                    h = act[lower + i]
+                                    dlt[lower + i] *= _derivative(hidden, agg[lower + i], h)
+                        continue
+                    below = np.uint64(unit_start[layer])
+                    d = unit_start[layer + 1]
+                    if fused:
+                        # p -= (g + l2 * w) * lr with g = delta * input, as the NumPy
+                        # engine's gradient, penalty and step compute it.
+                        for j in range(n_out):
+                            g = np.uint64(p0 + j * stride)
+                            dj = dlt[d + j]
+                            if l2:
+                                for i in range(width):
+                                    grad = dj * act[below + i] + l2 * params[g + i]
+                                    params[g + i] -= grad * lr
+                            else:
+                                for i in range(width):
+                                    params[g + i] -= (dj * act[below + i]) * lr
+                            params[g + width] -= dj * lr
+                        continue
+                    for p in range(np.uint64(p0), np.uint64(param_start[layer + 1])):
+                        grads[p] = 0.0
+                    for s in range(size):
+                        d = s * units + unit_start[layer + 1]
+                        below = np.uint64(s * units + unit_start[layer])
+                        for j in range(n_out):
+                            g = np.uint64(p0 + j * stride)
+                            dj = dlt[d + j]
+                            for i in range(width):
+                                grads[g + i] += dj * act[below + i]
+                            grads[g + width] += dj
+                    if l2:
+                        for j in range(n_out):
+                            g = np.uint64(p0 + j * stride)
+                            for i in range(width):
+                                grads[g + i] += l2 * params[g + i]
+                    # The dirty rule steps each layer now; the standard rule steps every
+                    # layer after the last gradient (layer 0's).
+                    if not (dirty or layer == 0):
+                        continue
                     start = np.uint64(p0 if dirty else 0)
                     stop = np.uint64(param_start[layer + 1] if dirty else len(params))
                     # optimizers.py's `apply`, formula by formula.
@@ -310,20 +349,6 @@ def train_epochs(
                             sq += (g_p * g_p) * (1.0 - beta2)
                             second[p] = sq
                             params[p] -= (m / (math.sqrt(sq) + eps)) * rate
-                if layer:
-                    # The error below, through this layer's weights (updated ones, if dirty).
-                    for s in range(size):
-                        d = s * units + unit_start[layer + 1]
-                        lower = np.uint64(s * units + unit_start[layer])
-                        for i in range(width):
-                            dlt[lower + i] = 0.0
-                        for j in range(n_out):
-                            g = np.uint64(p0 + j * stride)
-                            dj = dlt[d + j]
-                            for i in range(width):
-                                dlt[lower + i] += dj * params[g + i]
-                        for i in range(width):
-                            dlt[lower + i] *= _derivative(hidden, agg[lower + i], act[lower + i])
         if loss_from_squared:
             # Equal batches and mse: the NumPy engine's shortcut, the same mean.
             losses[epoch] = 0.5 * epoch_squared / n

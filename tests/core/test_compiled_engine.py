@@ -139,6 +139,33 @@ def test_the_engines_agree_after_100_steps(
     assert compiled.rng.bit_generator.state == reference.rng.bit_generator.state
 
 
+@pytest.mark.parametrize("update_rule", ["standard", "dirty"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_the_engines_agree_after_100_single_sample_steps(
+    optimizer: str, update_rule: str, l2: float
+) -> None:
+    # Batch 1 has a path of its own for plain SGD (each weight stepped as its gradient
+    # is computed).
+    rng = np.random.default_rng(8)
+    inputs = rng.normal(size=(5, 3))
+    targets = rng.normal(size=(5, 2))
+    run_spec = spec(
+        {"layers": [3, 6, 4, 2], "hidden_activation": "tanh"},
+        optimizer=optimizer,
+        learning_rate=0.01,
+        l2=l2,
+        epochs=20,
+        update_rule=update_rule,
+    )
+    reference, compiled = both_engines(run_spec, inputs, targets)
+
+    expected, actual = list(reference.run()), list(compiled.run())
+
+    assert_parameters_close(compiled.params.flat, reference.params.flat)
+    assert_records_close(actual, expected)
+
+
 def test_the_engines_agree_on_regression_scores_and_full_batches() -> None:
     rng = np.random.default_rng(1)
     inputs = rng.normal(size=(30, 2))
