@@ -91,6 +91,10 @@ def moons_spec(epochs: int, seed: int) -> dict[str, Any]:
             "epochs": epochs,
             "batch_size": 1,
             "seed": seed,
+            # The NumPy engine, whose jobs run long enough for kills and freezes to land
+            # mid-run and for each reclaim to be seen running (the compiled engine ends
+            # them in milliseconds).
+            "engine": "numpy",
         },
     }
 
@@ -547,8 +551,6 @@ def test_a_worker_frozen_past_its_lease_writes_nothing_after_it_wakes(
     observer: sessionmaker[Session],
 ) -> None:
     spec = moons_spec(epochs=1200, seed=1)
-    # The NumPy engine: the compiled one would finish the job before it can be frozen.
-    spec["training"]["engine"] = "numpy"
     job_id = queue_job(
         session_factory, add_dataset(session_factory, *MOONS), spec, MODEL_NAME, CHECKPOINT_EVERY
     )
