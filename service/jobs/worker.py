@@ -351,16 +351,6 @@ class ShutdownGrace:
         os._exit(EXIT_GRACE_EXPIRED)
 
 
-def warm_compiled_engine(worker_id: str) -> None:
-    """Load the compiled engine's kernels (from numba's cache; compiled there on a first
-    start) beside the worker's loop, which claims and reaps meanwhile: a job on the
-    compiled engine claimed before they are loaded waits for them, one on NumPy not at all."""
-    started = time.monotonic()
-    ready = warm_up()
-    seconds = round(time.monotonic() - started, 3)
-    log_event(log, "worker.compiled_engine", ready=ready, seconds=seconds, worker=worker_id)
-
-
 def run_worker(settings: Settings) -> None:
     """Entry point of `backprop worker`: run jobs until SIGTERM or SIGINT, then exit."""
     try:
@@ -380,10 +370,19 @@ def run_worker(settings: Settings) -> None:
     # Several worker processes share the cores: BLAS threads beyond their share only
     # oversubscribe them (see the performance notes).
     blas_threads = max(1, (os.cpu_count() or 1) // max(1, settings.workers))
+    # The compiled engine's kernels load before the worker counts as started (from numba's
+    # cache; compiled there on a first start), not in the first job that trains with them.
+    warming = time.monotonic()
+    compiled_ready = warm_up()
+    warm_up_seconds = round(time.monotonic() - warming, 3)
     with threadpool_limits(limits=blas_threads), Worker(settings) as worker:
         log_event(log, "worker.started", worker=worker.worker_id, blas_threads=blas_threads)
-        threading.Thread(
-            target=warm_compiled_engine, args=(worker.worker_id,), name="warm-up", daemon=True
-        ).start()
+        log_event(
+            log,
+            "worker.compiled_engine",
+            ready=compiled_ready,
+            seconds=warm_up_seconds,
+            worker=worker.worker_id,
+        )
         worker.run(stop)
         log_event(log, "worker.stopped", worker=worker.worker_id)
