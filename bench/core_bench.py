@@ -5,10 +5,14 @@ Run from the repository root, after `.venv/bin/pip install -e '.[bench]'`:
     .venv/bin/python bench/core_bench.py [--quick] [--only a|b|c]
 
 Cases (see bench/README.md for what each measures and the latest results):
-  (a) XOR 2-2-1, per-sample SGD: ours (standard and dirty rule) vs the notebook's loop
-      vs scikit-learn MLPRegressor; microseconds per sample step.
-  (b) two moons, 10,000 x 2, 2-64-64-1, batch 32, 20 epochs: samples/s, ours vs
-      scikit-learn MLPClassifier vs PyTorch (default threads and 1 thread), f64 and f32.
+  (a) XOR 2-2-1, per-sample SGD: ours (NumPy and compiled engine, standard and dirty
+      rule, and `auto`) vs the notebook's loop vs scikit-learn MLPRegressor vs PyTorch;
+      microseconds per sample step, the per-epoch history included.
+  (a2) two moons, 10,000 x 2, 2-64-64-1 at batch 1 and 8: ours (NumPy, compiled, auto)
+      vs scikit-learn vs PyTorch (1 thread); microseconds per sample step.
+  (b) two moons, 10,000 x 2, 2-64-64-1, batch 32, 20 epochs: samples/s, ours (NumPy
+      engine; compiled and auto in float64) vs scikit-learn MLPClassifier vs PyTorch
+      (default threads and 1 thread), f64 and f32.
   (c) 60,000 x 784 random data, 784-256-128-10 softmax, batch 128: samples/s per epoch,
       ours vs scikit-learn vs PyTorch, plus NumPy's matmul peak and our fraction of it.
 
@@ -38,6 +42,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from service.core import RunSpec, Trainer
+from service.core.training import History
 
 # One timed repeat: does its own (untimed) setup and returns the seconds of the timed part.
 Run = Callable[[], float]
@@ -79,7 +84,7 @@ class Check:
     def verdict(self) -> str:
         if self.target is None:
             return "info"
-        return "PASS" if self.ratio >= self.target else "FAIL"
+        return "PASS" if self.ratio >= self.target else "MISS"
 
 
 @dataclass
@@ -176,7 +181,16 @@ XOR_X = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
 XOR_Y = np.array([1.0, 0.0, 0.0, 1.0]).reshape(-1, 1)
 
 
-def ours_xor(epochs: int, update_rule: str) -> Run:
+def train_all(trainer: Trainer) -> list[History]:
+    """The whole run as the worker trains it: chunks of epochs, each with its history
+    (columns from the compiled engine, records from the NumPy engine)."""
+    histories = []
+    while not trainer.done:
+        histories.append(trainer.train_epochs(trainer.spec.training.epochs))
+    return histories
+
+
+def ours_xor(epochs: int, update_rule: str, engine: str) -> Run:
     spec = RunSpec.from_dict(
         {
             "network": {"layers": [2, 2, 1], "hidden_activation": "relu"},
@@ -189,6 +203,7 @@ def ours_xor(epochs: int, update_rule: str) -> Run:
                 "shuffle": True,
                 "update_rule": update_rule,
                 "seed": 0,
+                "engine": engine,
             },
         }
     )
@@ -196,10 +211,9 @@ def ours_xor(epochs: int, update_rule: str) -> Run:
     def run() -> float:
         trainer = Trainer(spec, XOR_X, XOR_Y)
         start = perf_counter()
-        for _ in trainer.run():
-            pass
+        histories = train_all(trainer)
         elapsed = perf_counter() - start
-        assert trainer.epoch == epochs, trainer.stop_reason
+        assert trainer.epoch == epochs == sum(map(len, histories)), trainer.stop_reason
         return elapsed
 
     return run
@@ -323,17 +337,66 @@ def sklearn_fit(
     return run
 
 
+def torch_per_sample(layers: list[int], x: np.ndarray, t: np.ndarray, epochs: int) -> Run:
+    """PyTorch, 1 thread, plain SGD one sample at a time, with each epoch's mean loss."""
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def run() -> float:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            torch.manual_seed(0)
+            model = torch_mlp(layers, tx.dtype)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+            loss_fn = torch.nn.MSELoss()
+            history = []
+            start = perf_counter()
+            for _ in range(epochs):
+                total = 0.0
+                for i in torch.randperm(len(tx)).tolist():
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(tx[i : i + 1]), tt[i : i + 1])
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item()
+                history.append(total / len(tx))
+            return perf_counter() - start
+        finally:
+            torch.set_num_threads(previous)
+
+    return run
+
+
+def auto_check(
+    times: dict[str, list[float]], numpy: str, compiled: str, auto: str, what: str
+) -> Check:
+    """`auto` against the faster of the two engines: >= 0.9 is within 10%. By the fastest
+    repeat of each: `auto` runs the very code of one engine, so what differs is its
+    choice, while the medians of millisecond runs on a shared machine differ by noise."""
+    best = {name: min(times[name]) for name in (numpy, compiled, auto)}
+    return Check(
+        f"faster engine / auto (fastest repeats), {what}",
+        min(best[numpy], best[compiled]) / best[auto],
+        0.9,
+    )
+
+
 def case_a(quick: bool, repeats: int | None) -> Section:
     epochs = 200 if quick else 2000
     repeats = repeats or (3 if quick else 5)
     steps = epochs * len(XOR_X)
+    notebook = "notebook loop (dirty rule, no bias updates)"
     runs = {
-        "ours, standard rule": ours_xor(epochs, "standard"),
-        "ours, dirty rule": ours_xor(epochs, "dirty"),
-        "notebook loop (dirty rule, no bias updates)": notebook_xor(epochs),
+        "ours numpy engine, standard rule": ours_xor(epochs, "standard", "numpy"),
+        "ours numpy engine, dirty rule": ours_xor(epochs, "dirty", "numpy"),
+        "ours compiled engine, standard rule": ours_xor(epochs, "standard", "compiled"),
+        "ours compiled engine, dirty rule": ours_xor(epochs, "dirty", "compiled"),
+        "ours auto, standard rule": ours_xor(epochs, "standard", "auto"),
+        notebook: notebook_xor(epochs),
         "scikit-learn MLPRegressor sgd": sklearn_fit(
             MLPRegressor, XOR_X, XOR_Y.ravel(), (2,), 1, epochs
         ),
+        "PyTorch, 1 thread, per sample": torch_per_sample([2, 2, 1], XOR_X, XOR_Y, epochs),
     }
     times = measure(runs, repeats)
     section = Section(
@@ -342,20 +405,105 @@ def case_a(quick: bool, repeats: int | None) -> Section:
     )
     section.rows = [Row(name, per_step_us(t, steps), "us/step") for name, t in times.items()]
     med = {name: statistics.median(t) for name, t in times.items()}
-    nb, sk = (
-        med["notebook loop (dirty rule, no bias updates)"],
-        med["scikit-learn MLPRegressor sgd"],
-    )
-    std, dirty = med["ours, standard rule"], med["ours, dirty rule"]
+    nb, sk = med[notebook], med["scikit-learn MLPRegressor sgd"]
+    std, dirty = med["ours numpy engine, standard rule"], med["ours numpy engine, dirty rule"]
+    compiled_std = med["ours compiled engine, standard rule"]
+    compiled_dirty = med["ours compiled engine, dirty rule"]
     section.checks = [
-        Check("notebook / ours (dirty rule)", nb / dirty, 1.0),
-        Check("notebook / ours (standard rule)", nb / std, 1.0),
-        Check("scikit-learn / ours (standard rule)", sk / std, None),
-        Check("scikit-learn / ours (dirty rule)", sk / dirty, None),
+        Check("notebook / ours compiled (dirty rule)", nb / compiled_dirty, 50.0),
+        Check("notebook / ours compiled (standard rule)", nb / compiled_std, 50.0),
+        Check("notebook / ours compiled (dirty rule), moonshot", nb / compiled_dirty, 100.0),
+        Check("notebook / ours numpy (dirty rule)", nb / dirty, 1.0),
+        Check("notebook / ours numpy (standard rule)", nb / std, 1.0),
+        Check("scikit-learn / ours compiled (standard rule)", sk / compiled_std, None),
+        Check(
+            "PyTorch / ours compiled (standard rule)",
+            med["PyTorch, 1 thread, per sample"] / compiled_std,
+            None,
+        ),
+        auto_check(
+            times,
+            "ours numpy engine, standard rule",
+            "ours compiled engine, standard rule",
+            "ours auto, standard rule",
+            "XOR",
+        ),
     ]
     section.notes.append(
-        "Times include each implementation's per-epoch work (shuffle, epoch loss); "
-        "ratio > 1 means ours is faster."
+        "Times include each implementation's per-epoch work (shuffle, epoch loss; ours: the "
+        "whole per-epoch history, as arrays from the compiled engine); ratio > 1 means ours "
+        "is faster. Ours trains as the worker does, in chunks (`Trainer.train_epochs`)."
+    )
+    return section
+
+
+# --------------------------------------------------------------------------- case (a2)
+
+
+def moons_small_batch_spec(batch: int, epochs: int, engine: str) -> dict[str, Any]:
+    spec = moons_spec(epochs, "float64")
+    spec["training"].update(batch_size=batch, engine=engine)
+    return spec
+
+
+def case_a2(quick: bool, repeats: int | None) -> Section:
+    n, default_repeats = (2000, 3) if quick else (10_000, 3)
+    repeats = repeats or default_repeats
+    x, labels = make_moons(n_samples=n, noise=0.2, random_state=0)
+    y = labels.astype(np.float64).reshape(-1, 1)
+    section = Section(
+        f"(a2) two moons {n} x 2, 2-64-64-1 relu, sigmoid + binary cross-entropy, sgd lr 0.01, "
+        f"batch 1 and 8, float64; median of {repeats}"
+    )
+    bce = torch.nn.BCEWithLogitsLoss()
+    for batch in (1, 8):
+        epochs = 1 if batch == 1 else 2
+        steps = n * epochs
+        runs = {
+            f"ours numpy engine, batch {batch}": ours_train(
+                moons_small_batch_spec(batch, epochs, "numpy"), x, y
+            ),
+            f"ours compiled engine, batch {batch}": ours_train(
+                moons_small_batch_spec(batch, epochs, "compiled"), x, y
+            ),
+            f"ours auto, batch {batch}": ours_train(
+                moons_small_batch_spec(batch, epochs, "auto"), x, y
+            ),
+            f"scikit-learn, batch {batch}": sklearn_fit(
+                MLPClassifier, x, labels, (64, 64), batch, epochs
+            ),
+            f"PyTorch, 1 thread, batch {batch}": torch_train(
+                [2, 64, 64, 1], x, y, bce, batch, epochs, 1
+            ),
+        }
+        times = measure(runs, repeats)
+        section.rows += [Row(k, per_step_us(t, steps), "us/sample") for k, t in times.items()]
+        med = {k: statistics.median(t) for k, t in times.items()}
+        numpy, compiled = (
+            f"ours numpy engine, batch {batch}",
+            f"ours compiled engine, batch {batch}",
+        )
+        section.checks += [
+            Check(
+                f"numpy engine / compiled engine, batch {batch}",
+                med[numpy] / med[compiled],
+                4.0 if batch == 1 else None,
+            ),
+            Check(
+                f"fastest PyTorch / ours compiled, batch {batch}",
+                med[f"PyTorch, 1 thread, batch {batch}"] / med[compiled],
+                None,
+            ),
+            Check(
+                f"scikit-learn / ours compiled, batch {batch}",
+                med[f"scikit-learn, batch {batch}"] / med[compiled],
+                None,
+            ),
+            auto_check(times, numpy, compiled, f"ours auto, batch {batch}", f"batch {batch}"),
+        ]
+    section.notes.append(
+        "Microseconds per sample (one sample step at batch 1); a whole run each, the "
+        "per-epoch history included; ratios > 1: the first named is slower."
     )
     return section
 
@@ -370,8 +518,7 @@ def ours_train(spec: dict[str, Any], x: np.ndarray, y: np.ndarray) -> Run:
     def run() -> float:
         trainer = Trainer(run_spec, x, y)
         start = perf_counter()
-        for _ in trainer.run():
-            pass
+        train_all(trainer)
         elapsed = perf_counter() - start
         assert trainer.epoch == run_spec.training.epochs, trainer.stop_reason
         return elapsed
@@ -379,7 +526,7 @@ def ours_train(spec: dict[str, Any], x: np.ndarray, y: np.ndarray) -> Run:
     return run
 
 
-def moons_spec(epochs: int, dtype: str) -> dict[str, Any]:
+def moons_spec(epochs: int, dtype: str, engine: str = "numpy") -> dict[str, Any]:
     return {
         "network": {
             "layers": [2, 64, 64, 1],
@@ -396,6 +543,7 @@ def moons_spec(epochs: int, dtype: str) -> dict[str, Any]:
             "shuffle": True,
             "seed": 0,
             "dtype": dtype,
+            "engine": engine,
         },
     }
 
@@ -466,6 +614,17 @@ def case_b(quick: bool, repeats: int | None) -> Section:
         runs = {
             f"ours {dtype}": ours_train(moons_spec(epochs, dtype), x, y),
             f"scikit-learn {dtype}": sklearn_fit(MLPClassifier, x, labels, (64, 64), 32, epochs),
+            # The compiled engine trains float64 only.
+            **(
+                {
+                    "ours compiled engine float64": ours_train(
+                        moons_spec(epochs, dtype, "compiled"), x, y
+                    ),
+                    "ours auto float64": ours_train(moons_spec(epochs, dtype, "auto"), x, y),
+                }
+                if dtype == "float64"
+                else {}
+            ),
             f"PyTorch {dtype}, {threads} threads": torch_train(
                 [2, 64, 64, 1], x, y, bce, 32, epochs, threads
             ),
@@ -482,10 +641,17 @@ def case_b(quick: bool, repeats: int | None) -> Section:
             Check(f"ours / scikit-learn, {dtype}", med[f"scikit-learn {dtype}"] / ours, 3.0),
             Check(f"ours / fastest PyTorch, {dtype}", best_torch / ours, 5.0),
         ]
+        if dtype == "float64":
+            compiled = "ours compiled engine float64"
+            section.checks += [
+                Check("numpy engine / compiled engine, float64", ours / med[compiled], None),
+                auto_check(times, "ours float64", compiled, "ours auto float64", "batch 32"),
+            ]
     section.notes.append(
         "PyTorch uses BCEWithLogitsLoss (sigmoid fused into the loss); scikit-learn "
         "MLPClassifier's logistic output + log loss; ours sigmoid + binary_crossentropy "
-        "(backward uses output - target). Ratios are speed-ups of ours (> 1: ours faster)."
+        "(backward uses output - target). Ratios are speed-ups of ours (> 1: ours faster). "
+        "'ours' is the NumPy engine; the compiled engine and `auto` are float64 rows."
     )
     return section
 
@@ -684,7 +850,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke check")
     parser.add_argument(
-        "--only", choices=("a", "b", "c"), action="append", help="run only this case (repeatable)"
+        "--only",
+        choices=("a", "a2", "b", "c"),
+        action="append",
+        help="run only this case (repeatable)",
     )
     parser.add_argument(
         "--repeats", type=int, help="timed repeats per implementation (default: 5, 5, 3)"
@@ -692,6 +861,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser.parse_args(list(argv) if argv is not None else None)
     cases: dict[str, Callable[[bool, int | None], Section]] = {
         "a": case_a,
+        "a2": case_a2,
         "b": case_b,
         "c": case_c,
     }

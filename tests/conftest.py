@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from service.core.compiled import warm_up
 from service.db import make_engine, make_session_factory
 from service.db.migrate import upgrade
 
@@ -79,3 +80,11 @@ def db_session(db_engine: Engine) -> Iterator[Session]:
     """Session on a migrated database; the test commits what it wants kept."""
     with make_session_factory(db_engine)() as session:
         yield session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Compile the compiled engine's kernels into numba's on-disk cache once, before any
+    test: the workers and CLI runs the tests start then load them in a second, instead of
+    each compiling them (tens of seconds on a busy machine) against a test's timeout."""
+    assert warm_up(), "numba must load where the tests run"

@@ -24,6 +24,8 @@ INPUT_SCALINGS = ("minmax", "none", "standardize")
 TARGET_SCALINGS = ("none", "standardize")
 TASKS = ("classification", "regression")
 DTYPES = ("float64", "float32")
+# `auto` picks numpy or compiled per job (see compiled.auto_engine).
+ENGINES = ("auto", "numpy", "compiled")
 
 MAX_LAYERS = 32
 MAX_LAYER_WIDTH = 4096
@@ -233,6 +235,7 @@ class TrainingSpec:
     early_stopping_patience: int | None = spec_field(None, ge=1)
     early_stopping_min_delta: float = spec_field(0.0, ge=0)
     dtype: str = spec_field("float64", choices=DTYPES)
+    engine: str = spec_field("auto", choices=ENGINES)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "training") -> "TrainingSpec":
@@ -292,6 +295,12 @@ class RunSpec:
         training = TrainingSpec.from_dict(data.get("training", {}))
         preprocessing = PreprocessingSpec.from_dict(data.get("preprocessing", {}))
         check_loss_fits_output(network, training.loss)
+        if training.engine == "compiled" and training.dtype != "float64":
+            raise SpecError(
+                "training.engine",
+                f"compiled trains float64 only, got dtype {training.dtype}; "
+                "use engine auto or numpy",
+            )
         return cls(network, training, preprocessing)
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from time import perf_counter
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .compiled import ARGMAX, NO_ACCURACY, THRESHOLD, CompiledEpochs, auto_engine
+from .compiled import unavailable_reason as compiled_unavailable
 from .errors import SpecError
 from .labels import ClassName, check_labelled_run, class_indices
 from .metrics import confusion_matrix, macro_scores, mae, r2
@@ -45,6 +48,41 @@ class EpochRecord:
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its deep copy is slow, and this runs once per epoch.
         return dict(self.__dict__)
+
+
+class History:
+    """Consecutive epochs' records. The compiled engine hands them back as columns, one
+    array per `EpochRecord` field it fills (`epoch`, `loss`, `rmse`, ...), since building
+    a record costs more than training a small epoch; `records()` builds them when asked."""
+
+    def __init__(
+        self,
+        records: list[EpochRecord] | None = None,
+        columns: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self._records = records
+        self.columns = columns
+
+    def __len__(self) -> int:
+        if self._records is not None:
+            return len(self._records)
+        return 0 if not self.columns else len(self.columns["epoch"])
+
+    def records(self) -> list[EpochRecord]:
+        if self._records is None:
+            columns = self.columns or {}
+            names = list(columns)
+            rows = zip(*(column.tolist() for column in columns.values()), strict=True)
+            self._records = [EpochRecord(**dict(zip(names, row, strict=True))) for row in rows]
+        return self._records
+
+
+# A chunk of compiled epochs is sized to take about this long, so the caller's checks
+# (cancel, lease, time limit) still come several times a second.
+CHUNK_SECONDS = 0.02
+# ... and grows at most this much from one chunk to the next, while its speed is learnt.
+CHUNK_GROWTH = 8
+MAX_CHUNK_EPOCHS = 1_000_000
 
 
 def check_data(
@@ -217,6 +255,7 @@ class Trainer:
         self.best_epoch = 0
         self.best_flat: np.ndarray | None = None
         self.epochs_without_improvement = 0
+        self.engine = self._engine()
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -235,6 +274,36 @@ class Trainer:
         self._batches = self._plan_batches()
         self._batch_starts = np.arange(0, n, self.batch)
         self._batch_sizes = np.minimum(self.batch, n - self._batch_starts)
+        self._compiled: CompiledEpochs | None = None
+        if self.engine == "compiled":
+            self._compiled = CompiledEpochs(
+                spec,
+                self.train_x,
+                self.train_t,
+                self.params.flat,
+                self.grads.flat,
+                self.optimizer,
+                self.rng,
+                self.batch,
+                self._accuracy_kind(),
+            )
+        # Validation scores and early stopping are decided in Python after every epoch.
+        self._epoch_by_epoch = (
+            self.val_x is not None or training.early_stopping_patience is not None
+        )
+        self._chunk_epochs = 1
+        self._epoch_seconds = 0.0
+
+    def _engine(self) -> str:
+        """The engine this run trains with: the spec's, or `auto`'s pick."""
+        requested = self.spec.training.engine
+        if requested == "auto":
+            return auto_engine(self.spec, len(self.train_x))
+        if requested == "compiled" and (reason := compiled_unavailable()) is not None:
+            raise SpecError(
+                "training.engine", f"compiled cannot load here ({reason}); use auto or numpy"
+            )
+        return requested
 
     def _plan_batches(self) -> list[BatchPlan]:
         """Every batch of an epoch, with its views and buffers made once for all epochs."""
@@ -346,9 +415,26 @@ class Trainer:
     def run(self) -> Iterator[EpochRecord]:
         """Train until the last epoch, early stopping or divergence, yielding each epoch."""
         while not self.done:
-            record = self.train_epoch()
-            if record is not None:
-                yield record
+            yield from self.train_epochs(self.spec.training.epochs).records()
+
+    def train_epochs(self, max_epochs: int, seconds: float = CHUNK_SECONDS) -> History:
+        """Train at least one epoch (unless the run is done) and at most `max_epochs`, for
+        about `seconds`; the history of those that did not diverge. The NumPy engine stops
+        after the epoch that passes `seconds`; the compiled engine trains one chunk, as
+        many epochs as its last chunk's speed says fit in `seconds` (at most 8 times the
+        last chunk's, starting from one)."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self._compiled is not None:
+                return self._compiled_epochs(max_epochs, seconds)
+            records: list[EpochRecord] = []
+            first, start = self.epoch, perf_counter()
+            while not self.done and self.epoch - first < max_epochs:
+                record = self._train_epoch()
+                if record is not None:
+                    records.append(record)
+                if perf_counter() - start >= seconds:
+                    break
+            return History(records)
 
     def learning_rate(self, epoch: int) -> float:
         t = self.spec.training
@@ -357,6 +443,9 @@ class Trainer:
 
     def train_epoch(self) -> EpochRecord | None:
         """One pass over the training data; None if it diverged (and the run stopped)."""
+        if self._compiled is not None:
+            records = self.train_epochs(1).records()
+            return records[0] if records else None
         # A diverging run overflows on its way to NaN; the finiteness check below is how
         # divergence is detected and reported, so NumPy's warnings would only be noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -394,18 +483,7 @@ class Trainer:
             losses = self.backprop.per_sample_loss(outputs, targets).astype(np.float64)
             loss = float((np.add.reduceat(losses, self._batch_starts) / self._batch_sizes).mean())
         if not (math.isfinite(loss) and np.isfinite(self.params.flat).all()):
-            self.diverged = True
-            if self.best_flat is not None:
-                self.params.flat[...] = self.best_flat
-                self.weights_epoch = self.best_epoch
-                kept = f"restored the best weights, of epoch {self.best_epoch}"
-            else:
-                self.params.flat[...] = before
-                self.weights_epoch = self.epoch - 1
-                kept = f"kept the weights from the end of epoch {self.epoch - 1}"
-            self.stop_reason = (
-                f"diverged at epoch {self.epoch}: the training loss became {loss}; {kept}"
-            )
+            self._diverge(loss, before)
             return None
         self.weights_epoch = self.epoch
         values: dict[str, Any] = {}
@@ -423,6 +501,108 @@ class Trainer:
         )
         self._early_stopping(record)
         return record
+
+    def _diverge(self, loss: float, before: np.ndarray) -> None:
+        """Stop after the epoch just trained diverged, keeping earlier weights: the best
+        epoch's, else `before` (those from that epoch's start)."""
+        self.diverged = True
+        if self.best_flat is not None:
+            self.params.flat[...] = self.best_flat
+            self.weights_epoch = self.best_epoch
+            kept = f"restored the best weights, of epoch {self.best_epoch}"
+        else:
+            self.params.flat[...] = before
+            self.weights_epoch = self.epoch - 1
+            kept = f"kept the weights from the end of epoch {self.epoch - 1}"
+        self.stop_reason = (
+            f"diverged at epoch {self.epoch}: the training loss became {loss}; {kept}"
+        )
+
+    def _compiled_epochs(self, max_epochs: int, seconds: float) -> History:
+        """A chunk of epochs in compiled code, sized from the speed of the last chunk, and
+        its history computed from the per-epoch sums the kernel wrote, a few NumPy calls
+        for the whole chunk."""
+        assert self._compiled is not None
+        training = self.spec.training
+        count = min(max_epochs, training.epochs - self.epoch, MAX_CHUNK_EPOCHS)
+        if self.done or count < 1:
+            return History([])
+        if self._epoch_by_epoch:
+            count = 1
+        elif self._epoch_seconds > 0:
+            fits = max(1, int(seconds / self._epoch_seconds))
+            count = min(count, fits, self._chunk_epochs * CHUNK_GROWTH)
+        else:
+            count = 1
+        first = self.epoch
+        rates = self._learning_rates(first, count)
+        start = perf_counter()
+        chunk = self._compiled.train(rates)
+        self._epoch_seconds = (perf_counter() - start) / chunk.epochs
+        self._chunk_epochs = count
+        self.epoch += chunk.epochs
+        good = chunk.epochs - chunk.diverged
+        n, k = self.train_t.shape
+        columns: dict[str, np.ndarray] = {
+            "epoch": np.arange(first + 1, first + good + 1),
+            "loss": chunk.losses[:good],
+            "rmse": np.sqrt(chunk.squared[:good] / (n * k)),
+            "learning_rate": rates[:good],
+        }
+        kind = self._compiled.accuracy
+        if kind != NO_ACCURACY:
+            columns["accuracy"] = chunk.correct[:good] / (n * k if kind == THRESHOLD else n)
+        if self._regression:
+            columns["mae"], columns["r2"] = self._chunk_regression_scores(
+                chunk.abs_columns[:good], chunk.squared_columns[:good], chunk.squared[:good]
+            )
+        if chunk.diverged:
+            self._diverge(float(chunk.losses[-1]), self._compiled.before)
+        else:
+            self.weights_epoch = self.epoch
+        history = History(columns=columns)
+        if not (self._epoch_by_epoch and good):
+            return history
+        record = history.records()[0]
+        if self.val_x is not None and self.val_t is not None:
+            scores: dict[str, Any] = self._validation_scores()
+            record = replace(record, **scores)
+        self._early_stopping(record)
+        return History([record])
+
+    def _learning_rates(self, first: int, count: int) -> np.ndarray:
+        """The learning rate of each epoch from `first` on, `(count,)`."""
+        if self.spec.training.lr_schedule == "constant":
+            return np.full(count, self.spec.training.learning_rate)
+        return np.array([self.learning_rate(epoch) for epoch in range(first, first + count)])
+
+    def _chunk_regression_scores(
+        self, abs_columns: np.ndarray, squared_columns: np.ndarray, squared: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_train_regression_scores` for a chunk of epochs at once, from each epoch's
+        summed absolute and squared errors per column `(epochs, k)`."""
+        if self._one_column is not None:
+            abs_factor, squared_factor, total = self._one_column
+            mean_abs = abs_columns[:, 0] * abs_factor
+            residual = squared * squared_factor
+            if total == 0:
+                return mean_abs, np.where(residual == 0, 1.0, 0.0)
+            return mean_abs, 1.0 - residual / total
+        scale, total_columns, constant = self._raw_scale, self._train_total, self._train_constant
+        n, k = self.train_t.shape
+        mean_abs = (abs_columns / n) @ scale / k
+        residuals = squared_columns * (scale * scale)
+        scores = 1 - residuals / np.where(constant, 1.0, total_columns)
+        scores[:, constant] = residuals[:, constant] == 0
+        return mean_abs, scores.mean(axis=1)
+
+    def _accuracy_kind(self) -> int:
+        """Which accuracy `_accuracy` computes, as the compiled engine's code."""
+        activation = self.spec.network.output_activation
+        if self.classes is not None and activation == "identity":
+            # class_indices: a 0/1 column is thresholded, one column per class argmax'd.
+            return THRESHOLD if self.train_t.shape[1] == 1 else ARGMAX
+        return {"softmax": ARGMAX, "sigmoid": THRESHOLD}.get(activation, NO_ACCURACY)
 
     def _train_regression_scores(
         self, errors: np.ndarray, squared_error: float
@@ -550,6 +730,7 @@ class Trainer:
             "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
             "best_epoch": self.best_epoch,
             "epochs_without_improvement": self.epochs_without_improvement,
+            "engine": self.engine,
         }
         arrays = {"params": self.params.flat}
         if not self.preprocessing.is_identity:
@@ -560,6 +741,25 @@ class Trainer:
         arrays.update({f"optimizer.{k}": v for k, v in self.optimizer.state().items()})
         return pack("checkpoint", meta, arrays)
 
+    def _resume_engine(self, saved: str) -> None:
+        """Continue with the engine that wrote the checkpoint (one written before there were
+        two is the NumPy engine's): the engines round differently, so a run switching
+        engines would be neither engine's run. `auto` follows the checkpoint; an explicit
+        other engine is refused."""
+        if saved == self.engine:
+            return
+        if self.spec.training.engine != "auto":
+            raise SpecError(
+                "training.engine",
+                f"the checkpoint was made by the {saved} engine, not {self.engine}; "
+                f"resume with engine {saved} or auto",
+            )
+        if saved == "compiled" and (reason := compiled_unavailable()) is not None:
+            raise SpecError(
+                "checkpoint", f"was made by the compiled engine, which cannot load here: {reason}"
+            )
+        self.engine = saved
+
     def _restore(self, data: bytes) -> None:
         meta, arrays = unpack("checkpoint", data)
         # A checkpoint written before preprocessing existed trained on the data as given.
@@ -567,6 +767,7 @@ class Trainer:
         # resumes from the checkpoint of its shorter self.
         if _without_epochs(stored_spec(meta["spec"])) != _without_epochs(self._spec_dict):
             raise SpecError("checkpoint", "was made for a different spec")
+        self._resume_engine(meta.get("engine", "numpy"))
         if meta["n_train"] != len(self.train_x):
             raise SpecError("checkpoint", "was made for a data set of another size")
         widths = (self.spec.network.n_inputs, self.spec.network.n_outputs)
@@ -593,7 +794,9 @@ class Trainer:
 
 
 def _without_epochs(spec: dict[str, Any]) -> dict[str, Any]:
-    training = {k: v for k, v in spec.get("training", {}).items() if k != "epochs"}
+    """The spec without what a resume may change: the epochs, and the engine (checked
+    against the checkpoint's own, see `Trainer._resume_engine`)."""
+    training = {k: v for k, v in spec.get("training", {}).items() if k not in ("epochs", "engine")}
     return {**spec, "training": training}
 
 

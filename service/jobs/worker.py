@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from service.config import Settings
+from service.core.compiled import warm_up
 from service.db import make_engine, make_session_factory
 from service.db.jobs import JOBS_CHANNEL
 from service.db.leases import Lease, Reaped, claim_next, reap
@@ -369,7 +370,19 @@ def run_worker(settings: Settings) -> None:
     # Several worker processes share the cores: BLAS threads beyond their share only
     # oversubscribe them (see the performance notes).
     blas_threads = max(1, (os.cpu_count() or 1) // max(1, settings.workers))
+    # The compiled engine's kernels load before the worker counts as started (from numba's
+    # cache; compiled there on a first start), not in the first job that trains with them.
+    warming = time.monotonic()
+    compiled_ready = warm_up()
+    warm_up_seconds = round(time.monotonic() - warming, 3)
     with threadpool_limits(limits=blas_threads), Worker(settings) as worker:
         log_event(log, "worker.started", worker=worker.worker_id, blas_threads=blas_threads)
+        log_event(
+            log,
+            "worker.compiled_engine",
+            ready=compiled_ready,
+            seconds=warm_up_seconds,
+            worker=worker.worker_id,
+        )
         worker.run(stop)
         log_event(log, "worker.stopped", worker=worker.worker_id)

@@ -24,7 +24,14 @@ def job_body(dataset_id: str, model_name: str, epochs: int, seed: int = 0) -> di
         "dataset_id": dataset_id,
         "model_name": model_name,
         "network": {"layers": [2, 4, 1], "hidden_activation": "tanh"},
-        "training": {"learning_rate": 0.05, "epochs": epochs, "batch_size": 1, "seed": seed},
+        # The NumPy engine, whose epochs take long enough for a delete to overlap them.
+        "training": {
+            "learning_rate": 0.05,
+            "epochs": epochs,
+            "batch_size": 1,
+            "seed": seed,
+            "engine": "numpy",
+        },
         # A snapshot every 50 epochs: the worker writes often while the delete runs.
         "checkpoint_every": 50,
     }

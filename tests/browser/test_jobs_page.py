@@ -80,10 +80,11 @@ def test_form_creates_a_job_whose_loss_curve_grows_while_it_trains(
     page = offline.page
     page.goto("/#/jobs")
     expect(page.get_by_role("heading", name="New job")).to_be_visible()
-    # The generated two moons of the form's defaults, trained one sample at a time for long
-    # enough (several seconds) to watch.
+    # The generated two moons of the form's defaults, trained one sample at a time by the
+    # NumPy engine for long enough (several seconds) to watch.
     expect(page.get_by_label("Kind", exact=True)).to_have_value("moons")
     fill_form(page, {"Model name": "moons-live", "Epochs": "800", "Batch size": "1"})
+    page.get_by_label("Engine", exact=True).select_option("numpy")
     page.get_by_role("button", name="Start training").click()
 
     expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f]{32}$"))

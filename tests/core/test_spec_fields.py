@@ -44,6 +44,7 @@ def test_training_defaults() -> None:
         "early_stopping_patience": None,
         "early_stopping_min_delta": 0.0,
         "dtype": "float64",
+        "engine": "auto",
     }
     assert TrainingSpec.from_dict({}) == TrainingSpec()
     assert RunSpec.from_dict({"network": VALID["network"]}).training == TrainingSpec()

@@ -56,7 +56,14 @@ def submit_xor_job(client: httpx2.Client) -> str:
         json={
             "dataset_id": dataset.json()["id"],
             "network": {"layers": [2, 8, 1], "hidden_activation": "tanh", "init": "xavier_uniform"},
-            "training": {"learning_rate": 0.05, "epochs": EPOCHS, "batch_size": 1, "seed": 0},
+            # The NumPy engine: the compiled one ends the job before the stream opens.
+            "training": {
+                "learning_rate": 0.05,
+                "epochs": EPOCHS,
+                "batch_size": 1,
+                "seed": 0,
+                "engine": "numpy",
+            },
             "checkpoint_every": 100,
         },
     )

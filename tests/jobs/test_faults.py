@@ -91,6 +91,10 @@ def moons_spec(epochs: int, seed: int) -> dict[str, Any]:
             "epochs": epochs,
             "batch_size": 1,
             "seed": seed,
+            # The NumPy engine, whose jobs run long enough for kills and freezes to land
+            # mid-run and for each reclaim to be seen running (the compiled engine ends
+            # them in milliseconds).
+            "engine": "numpy",
         },
     }
 

@@ -116,9 +116,10 @@ def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it_ident
     migrated_url: str, session_factory: sessionmaker[Session], start_worker: WorkerStarter
 ) -> None:
     inputs, targets = generate("xor", 100, noise=0.1)
-    # A few seconds of training, so SIGTERM surely lands while the job runs.
+    # A few seconds of training (on the NumPy engine: the compiled one takes milliseconds),
+    # so SIGTERM surely lands while the job runs.
     epochs = 1500
-    spec = spec_with(epochs=epochs, learning_rate=0.01)
+    spec = spec_with(epochs=epochs, learning_rate=0.01, engine="numpy")
     job_id = queue_job(
         session_factory, add_dataset(session_factory, inputs, targets), spec, checkpoint_every=250
     )
@@ -149,10 +150,10 @@ def test_killed_worker_job_is_resumed_from_its_checkpoint_by_another_worker(
     migrated_url: str, session_factory: sessionmaker[Session], start_worker: WorkerStarter
 ) -> None:
     inputs, targets = generate("xor", 100, noise=0.1)
-    # Long enough (a few seconds) that the worker is surely still training when killed:
-    # snapshots become visible only at the 0.25 s flush.
+    # Long enough (a few seconds, on the NumPy engine) that the worker is surely still
+    # training when killed: snapshots become visible only at the 0.25 s flush.
     epochs = 1500
-    spec = spec_with(epochs=epochs, learning_rate=0.01)
+    spec = spec_with(epochs=epochs, learning_rate=0.01, engine="numpy")
     job_id = queue_job(
         session_factory, add_dataset(session_factory, inputs, targets), spec, checkpoint_every=50
     )

@@ -15,6 +15,7 @@ from service.core.optimizers import OPTIMIZERS
 from service.core.schedules import SCHEDULES
 from service.core.spec import (
     DTYPES,
+    ENGINES,
     INPUT_SCALINGS,
     TARGET_SCALINGS,
     TASKS,
@@ -55,6 +56,7 @@ OptimizerName = Annotated[str, OneOf(OPTIMIZERS)]
 ScheduleName = Annotated[str, OneOf(SCHEDULES)]
 UpdateRule = Annotated[str, OneOf(UPDATE_RULES)]
 DType = Annotated[str, OneOf(DTYPES)]
+Engine = Annotated[str, OneOf(ENGINES)]
 GeneratorKind = Annotated[str, OneOf(GENERATORS)]
 InputScaling = Annotated[str, OneOf(INPUT_SCALINGS)]
 TargetScaling = Annotated[str, OneOf(TARGET_SCALINGS)]

@@ -9,6 +9,7 @@ from pydantic.config import JsonDict
 from service.api.schemas.common import (
     FROM_WHOLE_FLOAT,
     DType,
+    Engine,
     HiddenActivation,
     Initializer,
     Input,
@@ -145,6 +146,12 @@ class TrainingSpecIn(Input):
     early_stopping_patience: Patience | None = _training("early_stopping_patience")
     early_stopping_min_delta: float = _training("early_stopping_min_delta")
     dtype: DType = _training("dtype")
+    engine: Engine = _training(
+        "engine",
+        description="`numpy` is the reference engine; `compiled` runs many small-batch "
+        "epochs in compiled code (float64 only); `auto` picks `compiled` for small networks "
+        "and batches. A resumed run keeps the engine its checkpoint was made by.",
+    )
 
 
 EXAMPLE_PREPROCESSING: JsonDict = {"inputs": "standardize", "targets": "none"}

@@ -173,6 +173,8 @@ export async function jobForm(root, { onCreated = () => {} } = {}) {
       field("Early-stopping min delta", numberInput("training.early_stopping_min_delta",
         apiDefault("TrainingSpecIn", "early_stopping_min_delta"))),
       field("Number type", selectInput("training.dtype", pick("TrainingSpecIn", "dtype"), apiDefault("TrainingSpecIn", "dtype"))),
+      field("Engine", selectInput("training.engine", pick("TrainingSpecIn", "engine"), apiDefault("TrainingSpecIn", "engine")),
+        "compiled: small networks and batches, float64"),
       field("Scale inputs", selectInput("preprocessing.inputs", pick("PreprocessingSpecIn", "inputs"),
         apiDefault("PreprocessingSpecIn", "inputs"))),
       field("Scale targets", selectInput("preprocessing.targets", pick("PreprocessingSpecIn", "targets"),
