@@ -101,13 +101,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = new_registry()
     app.state.metrics_registry = registry
     problems.install(app)
-    openapi.install(app)
+    assert app.openapi_url is not None
+    is_open = auth.OpenPaths(
+        auth.OPEN_PATHS | dashboard.OPEN_PATHS | docs.OPEN_PATHS | {app.openapi_url},
+        (dashboard.STATIC_PREFIX,),
+    )
+    openapi.install(app, is_open if settings.api_keys else None)
     # Routes are matched in order: the prediction routes, the hot path, come first.
-    dependencies, responses = auth.documentation(settings.api_keys)
+    responses = auth.documentation(settings.api_keys)
     for module in (models, mlflow, jobs, events, trace, datasets):
-        app.include_router(module.router, dependencies=dependencies, responses=responses)
-    v2_dependencies, v2_responses = auth.documentation(settings.api_keys, inference_v2.KEY_ERRORS)
-    app.include_router(inference_v2.router, dependencies=v2_dependencies, responses=v2_responses)
+        app.include_router(module.router, responses=responses)
+    v2_responses = auth.documentation(settings.api_keys, inference_v2.KEY_ERRORS)
+    app.include_router(inference_v2.router, responses=v2_responses)
     for module in (probes, metrics):
         app.include_router(module.router)
     app.include_router(inference_v2.health_router)
@@ -118,13 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    assert app.openapi_url is not None
-    app.add_middleware(
-        auth.ApiKeyAuth,
-        keys=settings.api_keys,
-        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS | docs.OPEN_PATHS | {app.openapi_url},
-        open_prefixes=(dashboard.STATIC_PREFIX,),
-    )
+    app.add_middleware(auth.ApiKeyAuth, keys=settings.api_keys, is_open=is_open)
     # Outermost, so requests refused by the other middleware are counted and logged too.
     app.add_middleware(RequestTelemetry, metrics=HttpMetrics(registry), routes=app.router.routes)
     return app
