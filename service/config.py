@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # A job running longer than this since it first started ends `failed`; 0 = no limit.
     job_time_limit_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
 
+    # `backprop serve` starts its workers this much nicer (os.nice) than the API, so
+    # training takes the cores the API leaves idle and predictions keep their latency;
+    # 0 runs them at the API's priority. `backprop worker` started alone keeps its own.
+    worker_nice: int = Field(10, ge=0, le=19)
+
     model_cache_size: int = 32
 
     # `backprop serve` and `backprop worker` log one JSON object per line, or `text`;
