@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import auth, dashboard, docs, openapi, problems
+from service.api import auth, dashboard, direct, docs, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache, ModelResolver
@@ -30,6 +30,20 @@ A first run: `POST /v1/datasets` with `{"name": "xor", "generator": {"kind": "xo
 `GET /v1/jobs/{id}` until `succeeded`, and `POST /v1/models/{name}/predict`.
 Errors are `application/problem+json` and name the field at fault.
 """
+
+
+# Every operation that predicts (see `service.api.direct`).
+PREDICTIONS = frozenset(
+    {
+        "predict_model",
+        "predict_model_grid",
+        "predict_job",
+        "predict_job_grid",
+        "invoke_model",
+        "infer_model",
+        "infer_model_version",
+    }
+)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -107,7 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (dashboard.STATIC_PREFIX,),
     )
     openapi.install(app, is_open if settings.api_keys else None)
-    # Routes are matched in order: the prediction routes, the hot path, come first.
     responses = auth.documentation(settings.api_keys)
     for module in (models, mlflow, jobs, events, trace, datasets):
         app.include_router(module.router, responses=responses)
@@ -116,6 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (probes, metrics):
         app.include_router(module.router)
     app.include_router(inference_v2.health_router)
+    # The hot path: every way to predict, matched first and dispatched directly.
+    direct.install(
+        app, (models.router, jobs.router, mlflow.router, inference_v2.router), PREDICTIONS
+    )
     dashboard.install(app)
     docs.install(app)
     app.add_middleware(
