@@ -10,7 +10,6 @@ a full pipe only mean that the job waits for a poll, as it would without the pip
 
 import contextlib
 import errno
-import logging
 import os
 import select
 import stat
@@ -20,10 +19,6 @@ from pathlib import Path
 
 from sqlalchemy import URL, event
 from sqlalchemy.orm import Session
-
-from service.logs import log_event
-
-log = logging.getLogger(__name__)
 
 # A worker waiting on the pipe still looks at its stop event this often.
 STOP_CHECK_SECONDS = 0.25
@@ -69,21 +64,17 @@ class WakePipe:
 
     @classmethod
     def open(cls, url: URL) -> "WakePipe | None":
-        """The pipe of a SQLite file database, or None where there is none to open (the
-        worker then only polls)."""
+        """The pipe of a SQLite file database, or None for other databases; OSError where
+        it cannot be made or opened (the worker then only polls)."""
         path = pipe_path(url)
         if path is None:
             return None
-        try:
-            with contextlib.suppress(FileExistsError):
-                os.mkfifo(path, 0o600)
-            descriptor = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-            if not stat.S_ISFIFO(os.fstat(descriptor).st_mode):
-                os.close(descriptor)
-                raise OSError(errno.EEXIST, "not a named pipe", str(path))
-        except OSError as error:
-            log_event(log, "worker.wake_pipe_failed", level=logging.WARNING, error=str(error))
-            return None
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, 0o600)
+        descriptor = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        if not stat.S_ISFIFO(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise OSError(errno.EEXIST, "not a named pipe", str(path))
         return cls(descriptor)
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:

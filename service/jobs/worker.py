@@ -130,10 +130,17 @@ class Worker:
         self.notifications: JobNotifications | WakePipe | None = (
             JobNotifications(settings.database_url)
             if self.engine.dialect.name == "postgresql"
-            else WakePipe.open(self.engine.url)
+            else self._wake_pipe()
         )
         self.next_reap = 0.0
         self.next_beat = 0.0
+
+    def _wake_pipe(self) -> WakePipe | None:
+        try:
+            return WakePipe.open(self.engine.url)
+        except OSError as error:
+            log_event(log, "worker.wake_pipe_failed", level=logging.WARNING, error=str(error))
+            return None
 
     def __enter__(self) -> "Worker":
         self._write_row("register", lambda session: register_worker(session, self.worker_id))

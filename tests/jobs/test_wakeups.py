@@ -110,3 +110,15 @@ def test_an_idle_worker_claims_a_new_job_long_before_its_next_poll(
             stop.set()
             thread.join(30)
     assert read_job(session_factory, job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_worker_that_cannot_open_the_pipe_says_why_and_polls(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = pipe_path(make_url(sqlite_url))
+    assert path is not None
+    path.write_text("a file, not a pipe")
+
+    with Worker(worker_settings(sqlite_url)) as worker:
+        assert worker.notifications is None
+    assert "worker.wake_pipe_failed" in caplog.messages
