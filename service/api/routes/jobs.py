@@ -330,6 +330,9 @@ def update_job(job_id: JobId, body: MetadataPatch, session: SessionDep) -> Any:
 )
 def delete_job(job_id: JobId, session: SessionDep, cache: ModelCacheDep) -> None:
     queries.delete_job(session, job_id)
+    # Committed before the cache forgets it: a prediction loading a snapshot in between
+    # would otherwise read it from the database once more and cache it again.
+    session.commit()
     cache.drop_job(job_id)
 
 
