@@ -7,8 +7,8 @@ the router and once inside it) and resolves each route's parameters through its
 dependency machinery. `install` puts a `DirectRoute` for each prediction operation first
 in the application's routes; it matches with the operation's own compiled path, checks
 the path and query parameters with FastAPI's own fields (a malformed model name is the
-same 422) and awaits the same endpoint. The FastAPI routes stay as they are: they document the
-operations, and answer the methods a direct route does not take (405).
+same 422) and awaits the same endpoint. The FastAPI routes stay as they are: they
+document the operations, and answer the methods a direct route does not take (405).
 """
 
 import inspect
