@@ -81,14 +81,20 @@ class Settings(BaseSettings):
     # after min(60, retry_backoff_seconds * 2**attempts) seconds.
     max_attempts: int = Field(3, ge=1)
     retry_backoff_seconds: float = Field(1.0, ge=0, allow_inf_nan=False)
-    # Idle workers look for queued jobs this often (with jitter): the pickup latency on
-    # SQLite. On PostgreSQL they are woken by NOTIFY at once; polling is the fallback.
+    # Idle workers look for queued jobs this often (with jitter). A new job wakes them at
+    # once (PostgreSQL: NOTIFY; a SQLite file: a named pipe beside it): polling is the
+    # fallback, for jobs whose wake-up no idle worker saw.
     poll_interval_seconds: float = Field(0.05, gt=0, allow_inf_nan=False)
     # On SIGTERM a worker checkpoints and hands its job back after the current epoch; if
     # that takes longer than this, it exits without writing and the job is resumed later.
     shutdown_grace_seconds: float = Field(20.0, ge=0, allow_inf_nan=False)
     # A job running longer than this since it first started ends `failed`; 0 = no limit.
     job_time_limit_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+    # `backprop serve` starts its workers this much nicer (os.nice) than the API, so
+    # training takes the cores the API leaves idle and predictions keep their latency;
+    # 0 runs them at the API's priority. `backprop worker` started alone keeps its own.
+    worker_nice: int = Field(10, ge=0, le=19)
 
     model_cache_size: int = 32
 

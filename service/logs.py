@@ -106,9 +106,22 @@ class JsonFormatter(OrjsonFormatter):
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        # First, for people reading the lines.
+        """The fields python-json-logger's `add_fields` writes, in its order, with the
+        timestamp first, for people reading the lines. Its own merge of the record's extra
+        fields tested every attribute of the record three times (about a fifth of an access
+        log line's cost); here a record's ~25 attributes are one pass."""
         log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
-        super().add_fields(log_data, record, message_dict)
+        attributes = record.__dict__
+        log_data["level"] = attributes.get("levelname")
+        log_data["logger"] = attributes.get("name")
+        log_data["message"] = attributes.get("message")
+        log_data.update(message_dict)
+        skipped = self._skip_fields
+        log_data.update(
+            (key, value)
+            for key, value in attributes.items()
+            if key not in skipped and not key.startswith("_")
+        )
 
 
 class TextFormatter(logging.Formatter):
@@ -173,5 +186,11 @@ def logging_config(level: str, log_format: LogFormatSetting) -> dict[str, Any]:
 
 
 def configure_logging(level: str, log_format: LogFormatSetting) -> None:
-    """Configure this process's logging (see `logging_config`)."""
+    """Configure this process's logging (see `logging_config`). Records skip what no line
+    shows (the logging HOWTO's "Optimization"): the calling thread's and process's names
+    and the caller's file and line, about a quarter of the cost of a record."""
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     logging.config.dictConfig(logging_config(level, log_format))

@@ -9,11 +9,21 @@ import select
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pythonjsonlogger.orjson import OrjsonFormatter
 
-from service.logs import ContextFilter, TextFormatter, log_context, log_event, resolve_log_format
+from service.logs import (
+    ContextFilter,
+    JsonFormatter,
+    TextFormatter,
+    log_context,
+    log_event,
+    resolve_log_format,
+)
 from tests.log_capture import json_logs
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -100,3 +110,43 @@ def test_a_worker_started_at_a_terminal_logs_text_and_one_started_elsewhere_json
 
     piped = json.loads(first_line_of_a_worker(migrated_url, stderr_on_a_terminal=False))
     assert (piped["message"], piped["logger"]) == ("worker.started", "service.jobs.worker")
+
+
+class LibraryJsonFormatter(JsonFormatter):
+    """The JSON line as python-json-logger's own `add_fields` writes it."""
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
+        OrjsonFormatter.add_fields(self, log_data, record, message_dict)
+
+
+def test_a_json_line_has_every_field_python_json_logger_writes_in_its_order() -> None:
+    def record(**extra: Any) -> logging.LogRecord:
+        made = log.makeRecord(log.name, logging.INFO, __file__, 1, "event.x", (), None, extra=extra)
+        ContextFilter().filter(made)
+        return made
+
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        failing = log.makeRecord(
+            log.name, logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
+    with_stack = log.makeRecord(log.name, logging.INFO, __file__, 1, "m", (), None, sinfo="stack")
+    as_dict = log.makeRecord(log.name, logging.INFO, __file__, 1, {"a": 1}, (), None)
+    with log_context(request_id="r-1", job_id="j-1"):
+        records = [
+            record(),
+            record(method="GET", status=200, duration_ms=1.5, job_id="own", _private=1),
+            record(color_message="coloured", **{"3": "digits"}),
+            failing,
+            with_stack,
+            as_dict,
+        ]
+    for each in records:
+        ours, library = JsonFormatter().format(each), LibraryJsonFormatter().format(each)
+        assert ours == library
+        assert list(json.loads(ours)) == list(json.loads(library))  # the same order
+    assert "ValueError: broken" in json.loads(JsonFormatter().format(failing))["exc_info"]

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import auth, dashboard, docs, openapi, problems
+from service.api import auth, dashboard, direct, docs, openapi, problems
 from service.api.limits import BodySizeLimit
 from service.api.metrics import HttpMetrics, JobsCollector, new_registry
 from service.api.predictions import ModelCache, ModelResolver
@@ -30,6 +30,20 @@ A first run: `POST /v1/datasets` with `{"name": "xor", "generator": {"kind": "xo
 `GET /v1/jobs/{id}` until `succeeded`, and `POST /v1/models/{name}/predict`.
 Errors are `application/problem+json` and name the field at fault.
 """
+
+
+# Every operation that predicts (see `service.api.direct`).
+PREDICTIONS = frozenset(
+    {
+        "predict_model",
+        "predict_model_grid",
+        "predict_job",
+        "predict_job_grid",
+        "invoke_model",
+        "infer_model",
+        "infer_model_version",
+    }
+)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -101,16 +115,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = new_registry()
     app.state.metrics_registry = registry
     problems.install(app)
-    openapi.install(app)
-    # Routes are matched in order: the prediction routes, the hot path, come first.
-    dependencies, responses = auth.documentation(settings.api_keys)
+    assert app.openapi_url is not None
+    is_open = auth.OpenPaths(
+        auth.OPEN_PATHS | dashboard.OPEN_PATHS | docs.OPEN_PATHS | {app.openapi_url},
+        (dashboard.STATIC_PREFIX,),
+    )
+    openapi.install(app, is_open if settings.api_keys else None)
+    responses = auth.documentation(settings.api_keys)
     for module in (models, mlflow, jobs, events, trace, datasets):
-        app.include_router(module.router, dependencies=dependencies, responses=responses)
-    v2_dependencies, v2_responses = auth.documentation(settings.api_keys, inference_v2.KEY_ERRORS)
-    app.include_router(inference_v2.router, dependencies=v2_dependencies, responses=v2_responses)
+        app.include_router(module.router, responses=responses)
+    v2_responses = auth.documentation(settings.api_keys, inference_v2.KEY_ERRORS)
+    app.include_router(inference_v2.router, responses=v2_responses)
     for module in (probes, metrics):
         app.include_router(module.router)
     app.include_router(inference_v2.health_router)
+    # The hot path: every way to predict, matched first and dispatched directly.
+    direct.install(
+        app, (models.router, jobs.router, mlflow.router, inference_v2.router), PREDICTIONS
+    )
     dashboard.install(app)
     docs.install(app)
     app.add_middleware(
@@ -118,13 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    assert app.openapi_url is not None
-    app.add_middleware(
-        auth.ApiKeyAuth,
-        keys=settings.api_keys,
-        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS | docs.OPEN_PATHS | {app.openapi_url},
-        open_prefixes=(dashboard.STATIC_PREFIX,),
-    )
+    app.add_middleware(auth.ApiKeyAuth, keys=settings.api_keys, is_open=is_open)
     # Outermost, so requests refused by the other middleware are counted and logged too.
     app.add_middleware(RequestTelemetry, metrics=HttpMetrics(registry), routes=app.router.routes)
     return app

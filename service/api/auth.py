@@ -3,18 +3,17 @@ needs `Authorization: Bearer KEY`, and keys configured as `KEY:read` may only re
 HEAD, and the POST routes that compute an answer and change nothing (`READ_ONLY_POSTS`).
 
 The keys are checked by a middleware, before the request body is read: an unknown client
-cannot make the service buffer, parse or spool a body. The routers declare the scheme
-with a dependency only so that the OpenAPI schema and the docs page ("Authorize") show it.
+cannot make the service buffer, parse or spool a body. The OpenAPI schema and the docs page
+("Authorize") learn of the scheme from `document_keys`, which marks the operations the
+middleware guards; no dependency re-reads the header on every request.
 """
 
 import hashlib
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends
-from fastapi.params import Depends as DependsParam
-from fastapi.security import HTTPBearer
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,15 +52,17 @@ def is_read_only_post(path: str) -> bool:
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
 REALM = 'Bearer realm="backprop"'
 
-bearer = HTTPBearer(
-    auto_error=False,
-    description="An API key from `BACKPROP_API_KEYS`, needed when the service has any. "
+SCHEME = "HTTPBearer"
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from `BACKPROP_API_KEYS`, needed when the service has any. "
     "A key configured as `KEY` may call every operation. A key configured as `KEY:read` "
     "may send GET and HEAD requests, and POST only to the operations that change nothing: "
     "`predict_model`, `evaluate_model`, `predict_model_grid`, `invoke_model` (MLflow), "
     "`predict_job`, `evaluate_job`, `predict_job_grid`, `infer_model` and "
     "`infer_model_version` (Open Inference v2); any other request with it is a 403.",
-)
+}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
         **problem_responses(401)[401],
@@ -73,12 +74,22 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def documentation(
     keys: tuple[ApiKey, ...], responses: dict[int | str, dict[str, Any]] | None = None
-) -> tuple[list[DependsParam], dict[int | str, dict[str, Any]]]:
-    """`include_router`'s dependencies and responses for a router behind the keys: the
-    scheme and its 401/403 answers in each operation's docs (`responses`, for a router
-    whose protocol writes them otherwise than problem+json); nothing for an open service,
-    whose schema then does not claim a key is needed."""
-    return ([Depends(bearer)], RESPONSES if responses is None else responses) if keys else ([], {})
+) -> dict[int | str, dict[str, Any]]:
+    """`include_router`'s responses for a router behind the keys: the 401/403 answers in
+    each operation's docs (`responses`, for a router whose protocol writes them otherwise
+    than problem+json); nothing for an open service, whose schema then does not claim a
+    key is needed."""
+    return (RESPONSES if responses is None else responses) if keys else {}
+
+
+def document_keys(schema: dict[str, Any], is_open: Callable[[str], bool]) -> None:
+    """Declare the bearer scheme in an OpenAPI `schema` and require it on every operation
+    whose path the middleware guards (`is_open` is the middleware's own test)."""
+    schema.setdefault("components", {})["securitySchemes"] = {SCHEME: SECURITY_SCHEME}
+    for path, operations in schema.get("paths", {}).items():
+        if not is_open(path):
+            for operation in operations.values():
+                operation["security"] = [{SCHEME: []}]
 
 
 class Refusal(Exception):
@@ -129,25 +140,26 @@ def authorize(
         )
 
 
+@dataclass(frozen=True)
+class OpenPaths:
+    """The paths served without a key: `paths` exactly, and everything under `prefixes`."""
+
+    paths: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+
+    def __call__(self, path: str) -> bool:
+        return path in self.paths or path.startswith(self.prefixes)
+
+
 class ApiKeyAuth:
     """Refuses requests without a valid key (401) or with a read-only key for a write
-    (403), except to `open_paths` and the paths under `open_prefixes`; lets everything
-    through when no key is configured."""
+    (403), except to the `is_open` paths; lets everything through when no key is
+    configured."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        keys: tuple[ApiKey, ...],
-        open_paths: frozenset[str],
-        open_prefixes: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], is_open: OpenPaths) -> None:
         self.app = app
         self.keys = keys
-        self.open_paths = open_paths
-        self.open_prefixes = open_prefixes
-
-    def is_open(self, path: str) -> bool:
-        return path in self.open_paths or path.startswith(self.open_prefixes)
+        self.is_open = is_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Compared with the path the router matches: behind a proxy's root_path too.

@@ -1,11 +1,12 @@
 """The OpenAPI schema as FastAPI writes it, with what it gets wrong about this service put
 right: /openapi.json, /docs and the schemathesis tests all read this one."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 
+from service.api.auth import document_keys
 from service.api.problems import PROBLEM_JSON, is_inference_v2
 
 NULL = {"type": "null"}
@@ -30,8 +31,9 @@ def link(
     return definition
 
 
-def install(app: FastAPI) -> None:
-    """Make `app.openapi` return the corrected schema."""
+def install(app: FastAPI, is_open: Callable[[str], bool] | None = None) -> None:
+    """Make `app.openapi` return the corrected schema; with `is_open` (the API keys' test
+    of a path that needs none), the bearer scheme on every other operation."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -46,6 +48,8 @@ def install(app: FastAPI) -> None:
             _optional_parameters_not_null(operation)
             _request_body_as_component(operation, components)
         _components_named_by_title(schema, components)
+        if is_open is not None:
+            document_keys(schema, is_open)
         # Renaming rebuilt the components: look them up again.
         _unreferenced_validation_error_dropped(schema, schema["components"]["schemas"])
         return schema

@@ -42,9 +42,10 @@ class ModelCache:
         self._models: OrderedDict[Hashable, Model] = OrderedDict()
         self._resolved: dict[Hashable, tuple[float, int]] = {}
         self._refreshing: set[Hashable] = set()
-        # Per model name, how many times its versions were dropped: a load that began
-        # before a drop does not cache what it read (see `generation`).
-        self._generations: dict[str, int] = {}
+        # Per model name (and per ("job", job id)), how many times its versions (its
+        # snapshots) were dropped: a load that began before a drop does not cache what it
+        # read (see `generation`).
+        self._generations: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Model | None:
@@ -54,27 +55,24 @@ class ModelCache:
                 self._models.move_to_end(key)
             return model
 
-    def generation(self, name: str) -> int:
-        """A number that changes whenever a version of model `name` is dropped. Take it
-        before reading the database and pass it to `load` and `remember`: what a read
-        found before a delete committed is then answered once, never cached."""
+    def generation(self, owner: Hashable) -> int:
+        """A number that changes whenever a version of model `owner` (a name), or a
+        snapshot of job `("job", job_id)`, is dropped. Take it before reading the database
+        and pass it to `load` and `remember`: what a read found before a delete committed
+        is then answered once, never cached."""
         with self._lock:
-            return self._generations.get(name, 0)
+            return self._generations.get(owner, 0)
 
     def load(
-        self,
-        key: Hashable,
-        fetch: Callable[[], bytes],
-        model_name: str | None = None,
-        generation: int = 0,
+        self, key: Hashable, fetch: Callable[[], bytes], owner: Hashable, generation: int
     ) -> Model:
-        """The cached model, or the one `fetch()`'s bytes hold, cached from now on (for a
-        model version: unless a version of `model_name` was dropped since `generation`)."""
+        """The cached model, or the one `fetch()`'s bytes hold, cached from now on unless
+        a version or snapshot of `owner` was dropped since `generation`."""
         model = self.get(key)
         if model is None:
             model = Model.from_bytes(fetch())
             with self._lock:
-                if model_name is None or self._generations.get(model_name, 0) == generation:
+                if self._generations.get(owner, 0) == generation:
                     self._models[key] = model
                     while len(self._models) > self.size:
                         self._models.popitem(last=False)
@@ -132,9 +130,10 @@ class ModelCache:
             self._drop_resolved(lambda key, found: key[0] == name)
 
     def drop_job(self, job_id: str) -> None:
-        """Forget the snapshots of a deleted job (they are looked up in the database
-        before the cache, so this only frees their memory)."""
+        """Forget the snapshots of a deleted job. Call it after the delete committed."""
         with self._lock:
+            owner = ("job", job_id)
+            self._generations[owner] = self._generations.get(owner, 0) + 1
             self._drop_models(lambda key: len(key) == 3 and key[:2] == ("job", job_id))
 
     def _drop_models(self, matches: Callable[[Any], bool]) -> None:
@@ -191,7 +190,14 @@ class ModelResolver:
         return Resolved(model, found)
 
     async def snapshot(self, job_id: str, epoch: int | None) -> tuple[Model, int]:
-        """The job's model at snapshot `epoch` (None: the latest snapshot), and that epoch."""
+        """The job's model at snapshot `epoch` (None: the latest snapshot), and that epoch.
+        A snapshot never changes, so a cached one of a given epoch answers without the
+        database or the thread pool, as a version does; the latest is looked up each
+        time (a running job adds snapshots)."""
+        if epoch is not None:
+            cached = self.cache.get(("job", job_id, epoch))
+            if cached is not None:
+                return cached, epoch
         return await run_in_threadpool(self._load_snapshot, job_id, epoch)
 
     def _load(self, name: str, version: int | None, alias: str | None) -> tuple[int, Model]:
@@ -227,9 +233,13 @@ class ModelResolver:
             self.cache.forget(name, alias)
 
     def _load_snapshot(self, job_id: str, epoch: int | None) -> tuple[Model, int]:
+        owner = ("job", job_id)
+        generation = self.cache.generation(owner)
         with self.sessions() as session:
             snapshot = job_queries.get_snapshot(session, job_id, epoch)
-            model = self.cache.load(("job", job_id, snapshot.epoch), lambda: snapshot.weights)
+            model = self.cache.load(
+                ("job", job_id, snapshot.epoch), lambda: snapshot.weights, owner, generation
+            )
         return model, snapshot.epoch
 
 

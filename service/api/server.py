@@ -30,11 +30,13 @@ def _die_with_parent() -> None:
 
 
 class WorkerPool:
-    """`count` `backprop worker` processes, restarted if one dies while serving."""
+    """`count` `backprop worker` processes, `nice` steps below the API's CPU priority,
+    restarted if one dies while serving."""
 
-    def __init__(self, count: int, grace_seconds: float) -> None:
+    def __init__(self, count: int, grace_seconds: float, nice: int = 0) -> None:
         self.count = count
         self.grace_seconds = grace_seconds
+        self.nice = nice
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="worker-watcher", daemon=True)
@@ -43,8 +45,13 @@ class WorkerPool:
         # Workers read the same BACKPROP_ settings; the count tells them how to share the cores.
         env = {**os.environ, "BACKPROP_WORKERS": str(self.count)}
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"], env=env, preexec_fn=_die_with_parent
+            [sys.executable, "-m", "service.cli", "worker"], env=env, preexec_fn=self._in_child
         )
+
+    def _in_child(self) -> None:
+        """Runs in each worker's process before `backprop worker` starts."""
+        _die_with_parent()
+        os.nice(self.nice)
 
     def start(self) -> None:
         self.processes = [self._spawn() for _ in range(self.count)]
@@ -86,7 +93,7 @@ def serve(settings: Settings) -> None:
         check_schema(settings)
     except SchemaOutOfDate as error:
         sys.exit(f"error: {error}")
-    pool = WorkerPool(settings.workers, settings.shutdown_grace_seconds)
+    pool = WorkerPool(settings.workers, settings.shutdown_grace_seconds, settings.worker_nice)
     pool.start()
     # The API's matmuls are small and its requests concurrent: one BLAS thread each.
     threadpool_limits(1)

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
+from service.db import wakeups
 from service.db.base import utc_now
 from service.db.models import HistoryRow, JobRow, JobStatus, SnapshotRow
 from service.db.pagination import decode_cursor, newest_first_page, page_of
@@ -81,10 +82,14 @@ def create_job(
 
 
 def notify_job_queued(session: Session, job_id: str) -> None:
-    """On PostgreSQL, wake the idle workers when this transaction commits (NOTIFY is
-    delivered at commit, and not at all on rollback). SQLite workers poll instead."""
-    if session.get_bind().dialect.name == "postgresql":
+    """Wake the idle workers when this transaction commits, and not on rollback: on
+    PostgreSQL with NOTIFY (delivered at commit), on a SQLite file through its wake-up
+    pipe (`service.db.wakeups`). Workers that miss it find the job at their next poll."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
         session.execute(select(func.pg_notify(JOBS_CHANNEL, job_id)))
+    elif (pipe := wakeups.pipe_path(bind.engine.url)) is not None:
+        wakeups.wake_after_commit(session, pipe)
 
 
 def count_active_jobs(session: Session) -> int:

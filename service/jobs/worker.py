@@ -25,6 +25,7 @@ from service.db.jobs import JOBS_CHANNEL
 from service.db.leases import Lease, Reaped, claim_next, reap
 from service.db.migrate import is_at_head
 from service.db.models import JobStatus
+from service.db.wakeups import WakePipe
 from service.db.workers import beat_worker, deregister_worker, reap_workers, register_worker
 from service.jobs.runner import JobRunner
 from service.logs import configure_logging, log_context, log_event
@@ -126,13 +127,21 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
-        self.notifications = (
+        # Idle workers wait for a queued job's announcement, polling as a fallback.
+        self.notifications: JobNotifications | WakePipe | None = (
             JobNotifications(settings.database_url)
             if self.engine.dialect.name == "postgresql"
-            else None
+            else self._wake_pipe()
         )
         self.next_reap = 0.0
         self.next_beat = 0.0
+
+    def _wake_pipe(self) -> WakePipe | None:
+        try:
+            return WakePipe.open(self.engine.url)
+        except OSError as error:
+            log_event(log, "worker.wake_pipe_failed", level=logging.WARNING, error=str(error))
+            return None
 
     def __enter__(self) -> "Worker":
         self._write_row("register", lambda session: register_worker(session, self.worker_id))

@@ -65,6 +65,9 @@ def test_deleting_a_finished_job_removes_it_with_its_history_and_snapshots(
     job_id = train(client, settings, "xor")
     before = predict(client, "xor", version=1).json()
     assert rows_of_job(settings, job_id) == {"history": 20, "snapshots": 4}
+    # A snapshot predicted at its epoch is cached: the delete must forget it too.
+    at_epoch = {"inputs": INPUTS, "epoch": 20}
+    assert client.post(f"/v1/jobs/{job_id}/predict", json=at_epoch).status_code == 200
 
     response = client.delete(f"/v1/jobs/{job_id}")
 
@@ -72,6 +75,7 @@ def test_deleting_a_finished_job_removes_it_with_its_history_and_snapshots(
     for path in ("", "/history", "/snapshots", "/snapshots/20"):
         assert_problem(client.get(f"/v1/jobs/{job_id}{path}"), 404)
     assert_problem(client.post(f"/v1/jobs/{job_id}/predict", json={"inputs": INPUTS}), 404)
+    assert_problem(client.post(f"/v1/jobs/{job_id}/predict", json=at_epoch), 404)
     assert rows_of_job(settings, job_id) == {"history": 0, "snapshots": 0}
     assert_problem(client.delete(f"/v1/jobs/{job_id}"), 404)
     # The version it registered keeps its weights and predicts the same.

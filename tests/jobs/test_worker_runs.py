@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.datasets import generate
 from service.db import JobStatus, ModelVersionRow, make_session_factory
-from service.jobs.worker import Worker, run_worker
+from service.jobs.worker import JobNotifications, Worker, run_worker
 from tests.conftest import POSTGRES_URL_ENV
 from tests.jobs.worker_helpers import (
     add_dataset,
@@ -184,7 +184,7 @@ if os.environ.get(POSTGRES_URL_ENV):
 
         with Worker(settings) as worker:
             notifications = worker.notifications
-            assert notifications is not None
+            assert isinstance(notifications, JobNotifications)
             thread = threading.Thread(target=worker.run, args=(stop,))
             thread.start()
             try:

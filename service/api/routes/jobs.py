@@ -18,6 +18,7 @@ from service.api.deps import (
     body_schema,
     model_resolver,
     parse_body,
+    parse_rows_body,
     read_sessions,
 )
 from service.api.grids import check_two_inputs, grid_answer
@@ -330,6 +331,9 @@ def update_job(job_id: JobId, body: MetadataPatch, session: SessionDep) -> Any:
 )
 def delete_job(job_id: JobId, session: SessionDep, cache: ModelCacheDep) -> None:
     queries.delete_job(session, job_id)
+    # Committed before the cache forgets it: a prediction loading a snapshot in between
+    # would otherwise read it from the database once more and cache it again.
+    session.commit()
     cache.drop_job(job_id)
 
 
@@ -568,7 +572,7 @@ def download_snapshot(
     openapi_extra=body_schema(JobPredictRequest),
 )
 async def predict(job_id: JobId, request: Request) -> Any:
-    body = await parse_body(request, JobPredictRequest)
+    body = await parse_rows_body(request, JobPredictRequest)
     model, epoch = await model_resolver(request).snapshot(job_id, body.epoch)
     check_prediction_size(request.app.state.settings, model.spec, len(body.inputs))
     return JSONResponse(await predict_off_loop(model, body.inputs, epoch=epoch))

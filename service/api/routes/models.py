@@ -14,6 +14,7 @@ from service.api.deps import (
     body_schema,
     model_resolver,
     parse_body,
+    parse_rows_body,
     read_sessions,
 )
 from service.api.grids import check_two_inputs, grid_answer
@@ -391,7 +392,7 @@ def delete_alias(
 async def predict(name: ModelName, request: Request) -> Any:
     # The hot path: a cached model of a known version answers without the database, and
     # the route takes no dependencies (each costs FastAPI a resolution per request).
-    body = await parse_body(request, PredictRequest)
+    body = await parse_rows_body(request, PredictRequest)
     resolved = await model_resolver(request).model(name, version=body.version, alias=body.alias)
     check_prediction_size(request.app.state.settings, resolved.model.spec, len(body.inputs))
     reference = {"name": name, "version": resolved.version}
