@@ -413,7 +413,10 @@ class Trainer:
         return self.stop_reason is not None or self.epoch >= self.spec.training.epochs
 
     def run(self) -> Iterator[EpochRecord]:
-        """Train until the last epoch, early stopping or divergence, yielding each epoch."""
+        """Train until the last epoch, early stopping or divergence, yielding each epoch.
+        Records come a chunk at a time (`train_epochs`): while they are read, the trainer's
+        weights are those of the chunk's last epoch. To act at given epochs (snapshots),
+        call `train_epochs` up to each of them, as the worker does."""
         while not self.done:
             yield from self.train_epochs(self.spec.training.epochs).records()
 

@@ -241,7 +241,15 @@ def test_a_queued_job_cannot_be_retried_and_an_unknown_one_is_not_found(
 
 # Long enough epochs (3000 samples, one at a time) to cancel a run in its middle.
 SLOW = {"name": "moons", "generator": {"kind": "moons", "n_samples": 3000, "noise": 0.2}}
-SLOW_TRAINING = {"learning_rate": 0.01, "epochs": 60, "batch_size": 1, "seed": 3}
+# The NumPy engine, so the job is still running when the test cancels it (the compiled
+# engine trains these 60 epochs in well under a second).
+SLOW_TRAINING = {
+    "learning_rate": 0.01,
+    "epochs": 60,
+    "batch_size": 1,
+    "seed": 3,
+    "engine": "numpy",
+}
 
 
 def last_weights(client: TestClient, job: dict[str, Any]) -> Any:

@@ -84,6 +84,7 @@ def test_form_creates_a_job_whose_loss_curve_grows_while_it_trains(
     # NumPy engine for long enough (several seconds) to watch.
     expect(page.get_by_label("Kind", exact=True)).to_have_value("moons")
     fill_form(page, {"Model name": "moons-live", "Epochs": "800", "Batch size": "1"})
+    page.locator("summary", has_text="More options").click()
     page.get_by_label("Engine", exact=True).select_option("numpy")
     page.get_by_role("button", name="Start training").click()
 
@@ -213,7 +214,7 @@ def test_cancel_a_running_job_from_the_list(service: Server, open_page: OpenPage
 def test_live_curve_resumes_after_the_stream_drops(service: Server, open_page: OpenPage) -> None:
     """The first connection is cut after epoch 100: the page connects again with
     Last-Event-ID 100 and draws every epoch once."""
-    job = submit_job(service, epochs=400, batch_size=4)
+    job = submit_job(service, epochs=400, batch_size=4, engine="numpy")
     offline = open_page(service)
     page = offline.page
     resumed_from: list[str | None] = []
