@@ -71,6 +71,11 @@ def restore(url: str, source: Path, *, force: bool = False) -> Backup:
     return Backup(source, revision, source.stat().st_size)
 
 
+def one_line(error: BaseException | None) -> str:
+    """A driver's message, whose details may span lines (psycopg's do), on one line."""
+    return " ".join(str(error).split())
+
+
 def needs_upgrade(revision: str) -> bool:
     """Whether a database restored at `revision` must be migrated before the service runs."""
     return revision != head_revision()
@@ -203,7 +208,7 @@ def _refuse_unless_empty(url: str, name: str, force: bool) -> bool:
                 and connection.scalar(select(literal(1)).select_from(table(each)).limit(1))
             ]
     except DBAPIError as error:
-        raise BackupError(f"cannot read the database at {name}: {error.orig}") from None
+        raise BackupError(f"cannot read the database at {name}: {one_line(error.orig)}") from None
     finally:
         engine.dispose()
     if filled and not force:
@@ -245,8 +250,10 @@ def _run(command: list[str], environment: dict[str, str]) -> str:
 
 
 def _dump_postgres(url: str, partial: Path) -> str:
-    # An unreachable server raises OperationalError: the command line's one-line message.
-    revision = current_revision(url)
+    try:
+        revision = current_revision(url)
+    except DBAPIError as error:
+        raise BackupError(f"cannot use the database: {one_line(error.orig)}") from None
     if revision is None:
         raise BackupError("the database was never migrated: it holds no data of the service")
     conninfo, environment = _libpq(url)

@@ -17,6 +17,7 @@ from service.db import DatasetRow, make_engine, make_session_factory
 from service.db.datasets import create_dataset
 from service.db.migrate import current_revision, head_revision, upgrade
 from tests.conftest import POSTGRES_URL_ENV, _fresh_postgres_database
+from tests.helpers import free_port
 
 OLDER_REVISION = "0003_labels_preprocessing"
 
@@ -196,3 +197,14 @@ def test_sqlite_backup_of_an_older_schema_restores_at_its_revision_then_upgrades
     assert db_command(new, "upgrade").returncode == 0
     assert current_revision(new) == head_revision()
     assert dataset_names(new) == ["old data"]
+
+
+def test_backup_and_restore_against_an_unreachable_server_fail_in_one_line(
+    tmp_path: Path, db_command: Callable[..., Ran]
+) -> None:
+    url = f"postgresql+psycopg://backprop@127.0.0.1:{free_port()}/none"
+    made = db_command(url, "backup", tmp_path / "backup")
+    assert made.returncode == 1
+    assert made.stderr.startswith("error: cannot use the database: connection failed:")
+    assert made.stderr.count("\n") == 1, made.stderr
+    assert not (tmp_path / "backup").exists()
