@@ -3,8 +3,10 @@ restore` into a new database that is served and trained on: what an operator doe
 losing the machine the database was on."""
 
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,9 @@ def test_a_backup_taken_while_jobs_train_is_restored_served_and_its_running_jobs
     made = db_command(migrated_url, "backup", str(backup_file))
     assert made.returncode == 0, made.stderr
     assert made.stderr.startswith("backup of revision 0004_models_travel written to"), made.stderr
+    if make_url(migrated_url).get_backend_name() == "sqlite":
+        with closing(sqlite3.connect(backup_file)) as copy:
+            assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     # The workers went on writing while the backup was taken.
     during = jobs_by_id(session_factory, list(running_specs))
     assert {job.status for job in during.values()} <= {JobStatus.RUNNING, JobStatus.SUCCEEDED}
