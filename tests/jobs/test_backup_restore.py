@@ -117,7 +117,7 @@ def test_a_backup_taken_while_jobs_train_is_restored_served_and_its_running_jobs
     if make_url(migrated_url).get_backend_name() == "sqlite":
         with closing(sqlite3.connect(backup_file)) as copy:
             assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    # The workers went on writing while the backup was taken.
+    # The backup stopped nothing: the jobs trained on (or ended) meanwhile.
     during = jobs_by_id(session_factory, list(running_specs))
     assert {job.status for job in during.values()} <= {JobStatus.RUNNING, JobStatus.SUCCEEDED}
     # The machine is lost: its workers with it.
