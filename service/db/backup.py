@@ -173,6 +173,8 @@ def _check_known(revision: str, source: Path) -> None:
 
 
 def _restore_sqlite(source: Path, database: Path, force: bool) -> str:
+    if database.exists() and source.samefile(database):
+        raise BackupError(f"{source} is the database BACKPROP_DATABASE_URL names")
     backup_file = _open_sqlite(source, "the backup")
     try:
         revision = _readable_backup_revision(backup_file, source)
