@@ -155,5 +155,6 @@ def test_a_backup_taken_while_jobs_train_is_restored_served_and_its_running_jobs
     assert_clean_logs(rescuers)
     for job_id, spec in running_specs.items():
         assert_finished_like_uninterrupted(restored, job_id, spec)
-        # Reclaimed once its lease from the lost machine expired.
-        assert read_job(restored, job_id).attempts == at_backup[job_id].attempts + 1
+        # Reclaimed once its lease from the lost machine expired (on a loaded machine a
+        # rescuer can miss its own 1 s lease too and the job is reclaimed again).
+        assert read_job(restored, job_id).attempts > at_backup[job_id].attempts
