@@ -54,6 +54,7 @@ def backup(url: str, target: Path) -> Backup:
         else:
             revision = _dump_postgres(url, partial)
         partial.rename(target)
+        _sync_directory(target.parent)
     finally:
         partial.unlink(missing_ok=True)
     return Backup(target, revision, target.stat().st_size)
@@ -69,6 +70,16 @@ def restore(url: str, source: Path, *, force: bool = False) -> Backup:
     else:
         revision = _restore_postgres(source, url, force)
     return Backup(source, revision, source.stat().st_size)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable: the file's own pages were synced when it was written
+    (SQLite's commit of the copy; pg_dump syncs its output unless told not to)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def one_line(error: BaseException | None) -> str:
