@@ -162,6 +162,31 @@ def db_upgrade(args: argparse.Namespace) -> None:
     print(f"database at revision {current_revision(url)}", file=sys.stderr)
 
 
+def db_backup(args: argparse.Namespace) -> None:
+    from service.db.backup import BackupError, backup
+
+    try:
+        made = backup(load_settings().database_url, args.file)
+    except BackupError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(
+        f"backup of revision {made.revision} written to {made.path} ({made.size_bytes} bytes)",
+        file=sys.stderr,
+    )
+
+
+def db_restore(args: argparse.Namespace) -> None:
+    from service.db.backup import BackupError, needs_upgrade, restore
+
+    try:
+        restored = restore(load_settings().database_url, args.file, force=args.force)
+    except BackupError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"restored {restored.path} (revision {restored.revision})", file=sys.stderr)
+    if needs_upgrade(restored.revision):
+        print("this version's schema is newer: run `backprop db upgrade` next", file=sys.stderr)
+
+
 def health(args: argparse.Namespace) -> None:
     """Exit 0 if the service on this machine answers /health: the container's HEALTHCHECK."""
     import urllib.error
@@ -206,11 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
     health_parser.add_argument("--timeout", type=float, default=3.0, help="seconds")
     health_parser.set_defaults(handler=health)
 
-    db_parser = commands.add_parser("db", help="database schema")
+    db_parser = commands.add_parser("db", help="database schema, backup and restore")
     db_commands = db_parser.add_subparsers(dest="db_command", required=True)
     upgrade_parser = db_commands.add_parser("upgrade", help="migrate BACKPROP_DATABASE_URL")
     upgrade_parser.add_argument("revision", nargs="?", default="head")
     upgrade_parser.set_defaults(handler=db_upgrade)
+    backup_parser = db_commands.add_parser(
+        "backup", help="write a consistent copy of the database to FILE, while it is in use"
+    )
+    backup_parser.add_argument("file", type=Path, help="a new file (never overwritten)")
+    backup_parser.set_defaults(handler=db_backup)
+    restore_parser = db_commands.add_parser(
+        "restore", help="restore a backup into BACKPROP_DATABASE_URL (the service stopped)"
+    )
+    restore_parser.add_argument("file", type=Path, help="a file `backprop db backup` wrote")
+    restore_parser.add_argument(
+        "--force", action="store_true", help="replace a database that holds data"
+    )
+    restore_parser.set_defaults(handler=db_restore)
 
     train_parser = commands.add_parser("train", help="train a network locally on a CSV file")
     train_parser.add_argument("spec", type=Path, help='JSON {"network": {...}, "training": {...}}')

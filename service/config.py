@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./backprop.db"
+    # SQLite's `synchronous` level in WAL mode: `normal` loses no commit when a process
+    # dies, but a power cut or OS crash can lose the last ones; `full` syncs every commit.
+    # README.md, "Durability".
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
     workers: int = 1
     host: str = "127.0.0.1"
     port: int = 8000
@@ -103,7 +107,7 @@ class Settings(BaseSettings):
     log_format: LogFormatSetting = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "sqlite_synchronous", mode="before")
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

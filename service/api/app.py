@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_schema(settings)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         read_engine = make_engine(settings.database_url, read_only=True)
         app.state.settings = settings
         app.state.engine = engine

@@ -1,6 +1,7 @@
 """Engine and session factory for SQLite and PostgreSQL."""
 
 import sqlite3
+from typing import Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -8,14 +9,23 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+SqliteSynchronous = Literal["normal", "full"]
 
-def make_engine(url: str, *, sqlite_foreign_keys: bool = True, read_only: bool = False) -> Engine:
+
+def make_engine(
+    url: str,
+    *,
+    sqlite_foreign_keys: bool = True,
+    read_only: bool = False,
+    sqlite_synchronous: SqliteSynchronous = "normal",
+) -> Engine:
     """Create an engine for `url`, configured so several processes can share the database.
 
     `sqlite_foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter
     it, and dropping the old copy with foreign keys on would cascade-delete child rows.
     `read_only=True` is for sessions that never write: on SQLite their transactions are
     deferred, so in WAL mode they read a snapshot without waiting for the write lock.
+    `sqlite_synchronous` is SQLite's `synchronous` level (`BACKPROP_SQLITE_SYNCHRONOUS`).
     """
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -30,8 +40,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, read_only: bool =
         # A writer no longer blocks readers outside a transaction, and commits are cheaper.
         "PRAGMA journal_mode = WAL",
         # In WAL mode NORMAL cannot corrupt the database; it skips the fsync per commit
-        # (the last commits can be lost on power failure, not on a process crash).
-        "PRAGMA synchronous = NORMAL",
+        # (the last commits can be lost on power failure, not on a process crash). FULL
+        # syncs the WAL at every commit. README.md, "Durability", says which and why.
+        f"PRAGMA synchronous = {sqlite_synchronous.upper()}",
         f"PRAGMA foreign_keys = {'ON' if sqlite_foreign_keys else 'OFF'}",
     ]
 

@@ -125,7 +125,9 @@ class Worker:
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         self.session_factory = make_session_factory(self.engine)
         # Idle workers wait for a queued job's announcement, polling as a fallback.
         self.notifications: JobNotifications | WakePipe | None = (

@@ -5,11 +5,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
+from service.api.app import create_app
+from service.config import Settings
 from service.db import DatasetRow, JobRow, make_engine, make_session_factory
 from service.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from service.db.migrate import upgrade
+from service.jobs.worker import Worker
 
 WORKERS = 4
 INCREMENTS_PER_WORKER = 25
@@ -37,6 +41,28 @@ def test_sqlite_pragmas_are_in_effect_on_every_connection(sqlite_url: str) -> No
                 connection.invalidate()
     finally:
         engine.dispose()
+
+
+# PRAGMA synchronous answers a number: 1 is NORMAL, 2 is FULL.
+SYNCHRONOUS_LEVELS = {"normal": 1, "full": 2}
+
+
+@pytest.mark.parametrize("setting", [None, "normal", "FULL"])
+def test_sqlite_synchronous_is_normal_unless_set_to_full_in_the_api_and_the_workers(
+    sqlite_url: str, setting: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README.md, "Durability": in WAL mode NORMAL loses no commit to a process crash,
+    only the last ones to a power cut; BACKPROP_SQLITE_SYNCHRONOUS=full syncs each."""
+    if setting is not None:
+        monkeypatch.setenv("BACKPROP_SQLITE_SYNCHRONOUS", setting)
+    settings = Settings(database_url=sqlite_url)
+    expected = SYNCHRONOUS_LEVELS[(setting or "normal").lower()]
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+    with Worker(settings) as worker, worker.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
 
 
 def test_sqlite_transaction_takes_the_write_lock_at_begin(sqlite_url: str) -> None:
