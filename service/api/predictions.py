@@ -20,7 +20,6 @@ from service.config import Settings
 from service.core import Model, SpecError
 from service.core.labels import Labels
 from service.core.metrics import evaluate
-from service.core.model import all_finite
 from service.db import datasets as dataset_queries
 from service.db import jobs as job_queries
 from service.db import registry
@@ -265,7 +264,7 @@ def prediction_body(trained: Model, inputs: Any, **extra: Any) -> dict[str, Any]
     # outputs that end up infinite or NaN are, and JSON could not carry them.
     with np.errstate(over="ignore", invalid="ignore"):
         outputs = trained.predict(inputs)
-    if not all_finite(outputs):
+    if not np.isfinite(outputs).all():
         row = int(np.argwhere(~np.isfinite(outputs))[0][0])
         raise SpecError(
             f"inputs[{row}]", "the model's outputs overflow for this row: its values are too large"
