@@ -38,12 +38,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import numpy as np
 import orjson
+from threadpoolctl import threadpool_limits
 
 from service.core import RunSpec, Trainer
 from service.core.datasets import generate
@@ -537,7 +539,15 @@ def bench_batch(
                 out |= {"probabilities": outputs, "labels": model.labels(outputs)}
             return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
-        floor_seconds = timed(floor, max(5, plan.batch_requests))
+        # On one BLAS thread, as the API process predicts (service/api/server.py): more
+        # threads here would measure another server, and on a loaded machine spin.
+        with threadpool_limits(1):
+            floor_seconds = timed(floor, max(5, plan.batch_requests))
+            array = np.asarray(orjson.loads(body)["inputs"])
+            parse = timed(lambda: np.asarray(orjson.loads(body)["inputs"]), 5)
+            forward = timed(partial(model.predict, array), 5)
+            weights = model.parameters.weights[1]  # the 64 x 64 layer, the largest product
+            product = timed(partial(np.matmul, np.ones((n_rows, weights.shape[1])), weights.T), 5)
         round_trips = []
         cpu_before = service.cpu_seconds()
         for _ in range(plan.batch_requests):
@@ -564,7 +574,10 @@ def bench_batch(
             f"{name}: round trip {round_trip * 1e3:.1f} ms median of {plan.batch_requests} "
             f"(server CPU {server_cpu * 1e3:.1f} ms/request, in-process floor "
             f"{floor_seconds * 1e3:.1f} ms); client JSON decode of the "
-            f"{len(content) / 1e3:.0f} kB response {decode * 1e3:.1f} ms (not in rows/s)"
+            f"{len(content) / 1e3:.0f} kB response {decode * 1e3:.1f} ms (not in rows/s); "
+            f"the floor's parts: orjson.loads + np.asarray {parse * 1e3:.1f} ms, "
+            f"Model.predict {forward * 1e3:.1f} ms (of which the 10k x 64 x 64 product alone "
+            f"{product * 1e3:.1f} ms)"
         )
     results.note(
         f"client JSON encode of the {len(body) / 1e3:.0f} kB request body (not in rows/s, "

@@ -13,6 +13,7 @@ from any logger, including those of libraries.
 import logging
 import logging.config
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal, TextIO
 
+import orjson
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -69,6 +71,10 @@ def log_event(
     """Log `event` (e.g. "job.claimed") as the message, with `fields` as fields of the line:
     keys of the JSON object, `key=value` after the event in text. Where a field is also in
     the log context, the value given here is the one this line carries."""
+    if not logger.isEnabledFor(level):
+        return
+    if not exc_info and _write_json_line(logger, level, event, fields):
+        return
     logger.log(
         level,
         event,
@@ -77,6 +83,79 @@ def log_event(
         # The caller's file and line, not this function's.
         stacklevel=2,
     )
+
+
+def _write_json_line(
+    logger: logging.Logger, level: int, event: str, fields: Mapping[str, object]
+) -> bool:
+    """Write the line `JsonFormatter` would write for this event straight to the stream,
+    where the one handler the record would reach is the configured one (a stream handler
+    with `JsonFormatter` and `ContextFilter` only, nothing filtering on the way): the
+    same bytes, without a LogRecord and the handling and formatting machinery, most of an
+    access log line's cost. False where that is not so (a test's capturing handler, text
+    logs, a field the record would refuse): the caller then logs as usual."""
+    handler = _only_json_handler(logger, level)
+    if handler is None or not _RECORD_KEYS.isdisjoint(fields):
+        return False
+    formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+    skipped = formatter._skip_fields
+    line: dict[str, object] = {
+        "timestamp": datetime.fromtimestamp(time.time(), UTC),
+        "level": logging.getLevelName(level),
+        "logger": logger.name,
+        "message": event,
+    }
+    # The record's attributes in their order: the event's fields, then the context's
+    # that the event does not set (`ContextFilter`), underscored and reserved names left
+    # out as `JsonFormatter.add_fields` leaves them out.
+    for key, value in fields.items():
+        if key not in skipped and not key.startswith("_"):
+            line[key] = value
+    for key, value in _context.get().items():
+        if key not in fields and key not in skipped and not key.startswith("_"):
+            line[key] = value
+    text = orjson.dumps(line, default=formatter.json_default, option=orjson.OPT_NON_STR_KEYS)
+    with handler.lock:  # type: ignore[union-attr]
+        try:
+            handler.stream.write(text.decode() + handler.terminator)
+            handler.flush()
+        except Exception:
+            return False  # logged as usual, which reports the failure as logging does
+    return True
+
+
+# The attributes of a record, which a field may not overwrite (`Logger.makeRecord`).
+_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+def _only_json_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[Any] | None:
+    """The handler a record of `logger` at `level` reaches, if it reaches one only and
+    that is a plain stream handler with `JsonFormatter` and `ContextFilter` alone."""
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        for handler in current.handlers:
+            if level >= handler.level:
+                if found is not None:
+                    return None
+                found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if (
+        type(found) is not logging.StreamHandler
+        or type(found.formatter) is not JsonFormatter
+        or len(found.filters) != 1
+        or type(found.filters[0]) is not ContextFilter
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        return None
+    return found
 
 
 class ContextFilter(logging.Filter):

@@ -150,3 +150,59 @@ def test_a_json_line_has_every_field_python_json_logger_writes_in_its_order() ->
         assert ours == library
         assert list(json.loads(ours)) == list(json.loads(library))  # the same order
     assert "ValueError: broken" in json.loads(JsonFormatter().format(failing))["exc_info"]
+
+
+class PassingFilter(ContextFilter):
+    """The context filter under another class: a handler with it gets records as usual."""
+
+
+def test_an_event_written_straight_to_the_configured_handler_is_the_formatters_line() -> None:
+    # As `configure_logging` sets it up, one stream handler with JsonFormatter and
+    # ContextFilter: `log_event` writes its line without a record. A handler with another
+    # filter class gets the record, formatted by JsonFormatter: the lines must match.
+    def capture(name: str, filter_class: type[ContextFilter]) -> tuple[logging.Logger, io.StringIO]:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(filter_class())
+        logger = logging.getLogger(f"tests.logs.{name}")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        return logger, stream
+
+    direct, direct_lines = capture("direct", ContextFilter)
+    usual, usual_lines = capture("usual", PassingFilter)
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("request.completed", {"method": "POST", "path": "/x", "status": 200, "duration_ms": 1.5}),
+        ("job.claimed", {"job_id": "own", "_private": 1, "color_message": "c", "epochs": [1, 2]}),
+        ("job.started", {"at": datetime(2026, 1, 2, tzinfo=UTC), "none": None, "ratio": 0.1}),
+    ]
+    with log_context(request_id="r-1", job_id="j-1", _hidden="h"):
+        for event, fields in events:
+            log_event(direct, event, **fields)
+            log_event(usual, event, **fields)
+        log_event(direct, "job.warned", level=logging.WARNING, n=1)
+        log_event(usual, "job.warned", level=logging.WARNING, n=1)
+        log_event(direct, "job.debug", level=logging.DEBUG, n=1)
+
+    def without_time(stream: io.StringIO) -> list[str]:
+        lines = stream.getvalue().replace("tests.logs.usual", "tests.logs.direct").splitlines()
+        return [re.sub(r'"timestamp":"[^"]+"', "T", line) for line in lines]
+
+    assert without_time(direct_lines) == without_time(usual_lines)
+    assert len(without_time(direct_lines)) == 4
+    first = json.loads(direct_lines.getvalue().splitlines()[0])
+    assert list(first) == [
+        "timestamp",
+        "level",
+        "logger",
+        "message",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "request_id",
+        "job_id",
+    ]
+    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None

@@ -25,6 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.problems import request_path
 
+# How many distinct valid path parameters (model names, job ids) each route remembers.
+VALID_PATHS_KEPT = 4096
+
 
 class DirectRoute(BaseRoute):
     """Serves `route`'s operation: its endpoint must be a coroutine that takes path and
@@ -49,6 +52,10 @@ class DirectRoute(BaseRoute):
         self.endpoint = route.endpoint
         self.methods = route.methods or set()
         self.path_format = route.path_format
+        # Path parameters that passed validation, and their values: a model name is
+        # checked against its pattern once, not on every request (FastAPI's validation of
+        # one name costs about as much as a 1-row forward pass).
+        self._valid_paths: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         # Another method falls through to the FastAPI route, which answers 405.
@@ -71,7 +78,7 @@ class DirectRoute(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         dependant = self.route.dependant
-        values, errors = request_params_to_args(dependant.path_params, scope["path_params"])
+        values, errors = self._path_values(scope["path_params"])
         if dependant.query_params:
             query, query_errors = request_params_to_args(
                 dependant.query_params, request.query_params
@@ -82,6 +89,18 @@ class DirectRoute(BaseRoute):
             raise RequestValidationError(errors)
         response = await self.endpoint(request=request, **values)
         await response(scope, receive, send)
+
+    def _path_values(self, path_params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        key = tuple(path_params.items())
+        valid = self._valid_paths.get(key)
+        if valid is not None:
+            return dict(valid), []
+        values, errors = request_params_to_args(self.route.dependant.path_params, path_params)
+        if not errors:
+            if len(self._valid_paths) >= VALID_PATHS_KEPT:
+                self._valid_paths.clear()
+            self._valid_paths[key] = dict(values)
+        return values, errors
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         return self.route.url_path_for(name, **path_params)

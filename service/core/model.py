@@ -3,14 +3,16 @@ user's terms (the preprocessing fitted on its training rows, its class names), a
 and as predictions."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from .activations import HIDDEN, OUTPUT, Forward
 from .errors import SpecError
 from .labels import ClassName, class_indices
 from .losses import LOSSES
-from .network import Parameters, predict
+from .network import PREDICT_CHUNK_ROWS, Parameters, predict
 from .preprocessing import Preprocessing
 from .serialization import pack, unpack
 from .spec import NetworkSpec
@@ -37,7 +39,7 @@ class Model:
         the inputs scaled as in training, the outputs scaled back."""
         inputs = check_inputs(inputs, self.spec.n_inputs)
         if self.preprocessing is None:
-            return predict(self.spec, self.parameters, inputs)
+            return self._forward(inputs)
         outputs = self._network_outputs(inputs)
         return self.preprocessing.inverse_targets(outputs)
 
@@ -48,7 +50,34 @@ class Model:
     def _network_outputs(self, checked: np.ndarray) -> np.ndarray:
         if self.preprocessing is not None:
             checked = self.preprocessing.transform_inputs(checked)
-        return predict(self.spec, self.parameters, checked)
+        return self._forward(checked)
+
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        """`network.predict`'s outputs. A batch that fits in one of its chunks (a served
+        request, mostly) runs the very same operations on the layers directly, so the
+        outputs are the same bit for bit, without its chunk loop and output buffer: for a
+        row or a few, the pass's time is the overhead of each call, not arithmetic."""
+        if len(inputs) > PREDICT_CHUNK_ROWS:
+            return predict(self.spec, self.parameters, inputs)
+        h = inputs.astype(self.parameters.flat.dtype, copy=False)
+        for transposed, bias, activate in self._layers:
+            a = h @ transposed
+            a += bias
+            activate(a, a)
+            h = a
+        return h
+
+    @cached_property
+    def _layers(self) -> tuple[tuple[np.ndarray, np.ndarray, Forward], ...]:
+        """Per layer, the transposed weights (views of the parameters), the biases and the
+        activation, as `network.predict` takes them."""
+        params, spec = self.parameters, self.spec
+        hidden, output = HIDDEN[spec.hidden_activation][0], OUTPUT[spec.output_activation][0]
+        last = len(params.weights) - 1
+        return tuple(
+            (weights.T, bias, output if layer == last else hidden)
+            for layer, (weights, bias) in enumerate(zip(params.weights, params.biases, strict=True))
+        )
 
     @property
     def is_classifier(self) -> bool:

@@ -5,7 +5,7 @@ the thread pool, with the same answers either way."""
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.api.direct import DirectRoute
+from service.api.direct import VALID_PATHS_KEPT, DirectRoute
 from service.api.predictions import INLINE_ROWS
 from service.db import make_engine, make_session_factory
 from tests.api.test_predictions import RAW_INPUTS, names_per_row, store_model, train_on_labels
@@ -80,3 +80,24 @@ def test_another_method_on_a_prediction_path_is_405(client: TestClient) -> None:
     stored(client, "pets")
 
     assert client.get("/v1/models/pets/predict").status_code == 405
+
+
+def test_a_name_validated_once_is_not_trusted_for_another_and_the_memory_stays_bounded(
+    client: TestClient,
+) -> None:
+    stored(client, "pets")
+    for _ in range(3):
+        assert client.post("/v1/models/pets/predict", json={"inputs": [[1, 2]]}).status_code == 200
+    refused = client.post("/v1/models/pets!/predict", json={"inputs": [[1, 2]]})
+    assert refused.status_code == 422 and "name" in refused.text
+
+    (route,) = [
+        route
+        for route in client.app.router.routes  # type: ignore[attr-defined]
+        if isinstance(route, DirectRoute) and route.route.unique_id == "predict_model"
+    ]
+    for index in range(VALID_PATHS_KEPT + 10):
+        values, errors = route._path_values({"name": f"model-{index}"})
+        assert values == {"name": f"model-{index}"} and not errors
+    assert len(route._valid_paths) <= VALID_PATHS_KEPT
+    assert client.post("/v1/models/pets/predict", json={"inputs": [[1, 2]]}).status_code == 200
