@@ -7,6 +7,7 @@ whose data directory is made in the system's temp directory (a test's `tmp_path`
 root's alone) and owned by it.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -169,10 +170,8 @@ class PrivateCluster:
     def destroy(self) -> None:
         """Stop the server at once if it runs, and remove its files."""
         if self.running:
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self.stop("immediate")
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.base_dir, ignore_errors=True)

@@ -40,7 +40,7 @@ PREDICT_EVERY_SECONDS = 0.02
 # A request that takes longer hangs, as far as these tests are concerned.
 REQUEST_TIMEOUT_SECONDS = 10.0
 JOBS = 4
-EPOCHS = 1000
+EPOCHS = 600
 CHECKPOINT_EVERY = 50
 MOONS = generate("moons", 100, noise=0.1)
 # A worker's lines per outage beyond its one "unavailable" and one "available": the
@@ -51,7 +51,11 @@ OTHER_LINES_PER_OUTAGE = 6
 def moons_job(seed: int) -> dict[str, Any]:
     """A 2-8-1 network, per-sample SGD on the NumPy engine: a second or two per job."""
     return {
-        "network": {"layers": [2, 8, 1], "hidden_activation": "tanh", "output_activation": "sigmoid"},
+        "network": {
+            "layers": [2, 8, 1],
+            "hidden_activation": "tanh",
+            "output_activation": "sigmoid",
+        },
         "training": {
             "loss": "binary_crossentropy",
             "learning_rate": 0.05,
