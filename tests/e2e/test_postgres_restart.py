@@ -40,9 +40,10 @@ PREDICT_EVERY_SECONDS = 0.02
 # A request that takes longer hangs, as far as these tests are concerned.
 REQUEST_TIMEOUT_SECONDS = 10.0
 JOBS = 4
-EPOCHS = 600
+EPOCHS = 400
 CHECKPOINT_EVERY = 50
 MOONS = generate("moons", 100, noise=0.1)
+XOR_GENERATOR = {"generator": {"kind": "xor", "n_samples": 4}}
 # A worker's lines per outage beyond its one "unavailable" and one "available": the
 # LISTEN connection's loss, a job's lease found taken over on the way back, and the like.
 OTHER_LINES_PER_OUTAGE = 6
@@ -193,9 +194,7 @@ def test_postgres_restart_while_jobs_train_and_clients_predict(
         api_pid, worker_pids = server.process.pid, server.worker_pids()
 
         # A model loaded in the API before the outage.
-        xor = client.post(
-            "/v1/datasets", json={"name": "xor", "generator": {"kind": "xor", "n_samples": 4}}
-        ).json()["id"]
+        xor = client.post("/v1/datasets", json={"name": "xor", **XOR_GENERATOR}).json()["id"]
         served = client.post(
             "/v1/jobs",
             json={
@@ -230,11 +229,19 @@ def test_postgres_restart_while_jobs_train_and_clients_predict(
         ]
 
         with Traffic(server.base_url, "served") as traffic:
-            wait_until(lambda: epochs_done(sessions, job_ids) >= 100, 60, "the jobs to train")
+            wait_until(lambda: epochs_done(sessions, job_ids) >= 50, 60, "the jobs to train")
             before = epochs_done(sessions, job_ids)
             went_down = time.monotonic()
             cluster.stop(mode)
-            time.sleep(DOWN_SECONDS)
+            # What needs the database meanwhile: a job's state, a model not loaded yet,
+            # a new dataset.
+            time.sleep(0.5)
+            needing_database = [
+                client.get(f"/v1/jobs/{job_ids[0]}"),
+                client.post("/v1/models/not-loaded/predict", json={"inputs": [[1, -1]]}),
+                client.post("/v1/datasets", json={"name": "late", **XOR_GENERATOR}),
+            ]
+            time.sleep(max(0.0, went_down + DOWN_SECONDS - time.monotonic()))
             cluster.start()
             came_back = time.monotonic()
             wait_until(
@@ -282,6 +289,13 @@ def test_postgres_restart_while_jobs_train_and_clients_predict(
     assert max(elapsed for *_, elapsed in traffic.predicts) < REQUEST_TIMEOUT_SECONDS
     outage_predicts = [p for p in traffic.predicts if went_down <= p[0] <= came_back]
     assert len(outage_predicts) > 50, "the client kept sending during the outage"
+
+    # Requests that need the database while it is down: 503 problem+json, Retry-After.
+    for response in needing_database:
+        assert response.status_code == 503, (response.request.url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert int(response.headers["retry-after"]) > 0
+        assert "database is unavailable" in response.json()["detail"]
 
     # /ready: 503 while down, 200 after.
     assert {status for _, status in traffic.probes} <= {200, 503}
