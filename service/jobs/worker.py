@@ -238,7 +238,7 @@ class Worker:
                 write(session)
         except SQLAlchemyError as error:
             if self.outage.failed(error, action):
-                return  # written again at the next heartbeat
+                return  # best effort: rewritten at the next heartbeat (or reaped)
             log_event(
                 log,
                 f"worker.{action}_failed",
