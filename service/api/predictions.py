@@ -21,8 +21,8 @@ from service.core import Model, SpecError
 from service.core.labels import Labels
 from service.core.metrics import evaluate
 from service.db import datasets as dataset_queries
+from service.db import is_unavailable, registry
 from service.db import jobs as job_queries
-from service.db import registry
 
 # How long a "latest version" or alias lookup is trusted before it is looked up again:
 # another process's new version or alias move shows about this soon; this process's own
@@ -184,7 +184,9 @@ class ModelResolver:
                 remembered, stale = recalled
                 cached = self.cache.get((name, remembered))
                 if cached is not None:
-                    refresh = BackgroundTask(self._refresh, name, alias) if stale else None
+                    refresh = (
+                        BackgroundTask(self._refresh, name, alias, remembered) if stale else None
+                    )
                     return Resolved(cached, remembered, refresh)
         found, model = await run_in_threadpool(self._load, name, version, alias)
         return Resolved(model, found)
@@ -214,23 +216,28 @@ class ModelResolver:
                 self.cache.remember(name, alias, found, generation)
         return found, model
 
-    async def _refresh(self, name: str, alias: str | None) -> None:
+    async def _refresh(self, name: str, alias: str | None, remembered: int) -> None:
         # Claimed here, when the task runs, that is once the response was sent: a claim by
         # a request that then failed (a prediction over a size limit) would never be
         # refreshed, and would keep this process on a stale "latest" for good.
         if self.cache.claim_refresh((name, alias)):
-            await run_in_threadpool(self._look_up_again, name, alias)
+            await run_in_threadpool(self._look_up_again, name, alias, remembered)
 
-    def _look_up_again(self, name: str, alias: str | None) -> None:
+    def _look_up_again(self, name: str, alias: str | None, remembered: int) -> None:
         # A failed lookup (an alias deleted elsewhere) is forgotten, so the next request
-        # looks it up itself and gets the 404.
+        # looks it up itself and gets the 404. A database that cannot be reached just now
+        # proves nothing wrong with the answer: it is kept (stale, tried again after
+        # RESOLVE_TTL_SECONDS), so a loaded model goes on answering through an outage.
         generation = self.cache.generation(name)
         try:
             with self.sessions() as session:
                 found = registry.resolve_version(session, name, None, alias)
             self.cache.remember(name, alias, found, generation)
-        except Exception:
-            self.cache.forget(name, alias)
+        except Exception as error:
+            if is_unavailable(error):
+                self.cache.remember(name, alias, remembered, generation)
+            else:
+                self.cache.forget(name, alias)
 
     def _load_snapshot(self, job_id: str, epoch: int | None) -> tuple[Model, int]:
         owner = ("job", job_id)

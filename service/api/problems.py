@@ -15,16 +15,22 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from service.api.responses import JSONResponse, ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
+from service.db import is_unavailable
 from service.errors import DomainError, FieldError
 from service.logs import context_value, log_event
 
 log = logging.getLogger("service.api")
+
+# What a 503 for an unreachable database asks clients to wait: a restart of the database
+# server takes seconds.
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -52,6 +58,7 @@ MLFLOW_ERROR_CODES = {
     404: "RESOURCE_DOES_NOT_EXIST",
     429: "REQUEST_LIMIT_EXCEEDED",
     500: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
 }
 MLFLOW_INVOCATIONS = re.compile(r"/v1/models/[^/]+/invocations")
 
@@ -205,9 +212,40 @@ def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+def _database_problem(request: Request, error: Exception) -> JSONResponse:
+    """503 with Retry-After when the database cannot be reached just now (see
+    `is_unavailable`); any other database error is unexpected (a 500)."""
+    if not is_unavailable(error):
+        return _unexpected_problem(request, error)
+    # One line, no traceback: during an outage every request that needs the database
+    # lands here.
+    cause = getattr(error, "orig", None) or error
+    message = str(cause).strip().splitlines()
+    log_event(
+        log,
+        "request.database_unavailable",
+        level=logging.WARNING,
+        method=request.method,
+        path=request.url.path,
+        error=f"{type(cause).__name__}: {message[0] if message else ''}",
+    )
+    response = answer(
+        request_path(request.scope),
+        503,
+        "the database is unavailable just now (restarting or unreachable); "
+        f"retry in {DATABASE_RETRY_AFTER_SECONDS} s",
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(DomainError, _domain_problem)
     app.add_exception_handler(SpecError, _spec_problem)
     app.add_exception_handler(HTTPException, _http_problem)
+    # Here, not in the catch-all below: Starlette re-raises what reaches that one, and the
+    # server then logs its traceback too.
+    for unavailable in (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError):
+        app.add_exception_handler(unavailable, _database_problem)
     app.add_exception_handler(Exception, _unexpected_problem)

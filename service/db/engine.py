@@ -3,11 +3,42 @@
 import sqlite3
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server that does not answer (a host gone, packets dropped) fails a connection attempt
+# after this long instead of the operating system's minutes; a refused one fails at once.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+# How long a request waits for a pooled connection before it is told the database is
+# unavailable (SQLAlchemy's default is 30 s).
+POOL_TIMEOUT_SECONDS = 10
+# PostgreSQL's SQLSTATEs for "cannot be reached just now": class 08 (connection
+# exception), 57P01-57P05 (the server shutting down, crashed, starting up, idle-session
+# timeout), 53300 (too many connections).
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached just now (a server restart, a
+    lost connection, no connection free in the pool) rather than that it refused what was
+    asked: the same call can succeed once the database is back."""
+    if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    cause = error.orig
+    if isinstance(cause, psycopg.InterfaceError):
+        return True
+    if isinstance(cause, psycopg.OperationalError):
+        # No SQLSTATE: the client found no server (refused, reset, closed, timed out).
+        return cause.sqlstate is None or cause.sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
+    return False
+
 
 SqliteSynchronous = Literal["normal", "full"]
 
@@ -27,8 +58,16 @@ def make_engine(
     deferred, so in WAL mode they read a snapshot without waiting for the write lock.
     `sqlite_synchronous` is SQLite's `synchronous` level (`BACKPROP_SQLITE_SYNCHRONOUS`).
     """
-    if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        # Pre-ping: a connection the server dropped (a restart) is replaced at checkout
+        # instead of failing the first statement after the database is back.
+        connect_args = {}
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        return create_engine(
+            url, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_SECONDS, connect_args=connect_args
+        )
 
     # No cache of prepared statements: a cached statement keeps its last bound values, so
     # the INSERT of a 168 MB dataset held SQLite's copy of that blob in the API process

@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, Model, RunSpec, SpecError, Trainer
 from service.core.labels import Labels
+from service.db import is_unavailable
 from service.db.jobs import epoch_metrics
 from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
 from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
 from service.db.runs import RunInput, record_progress, start_run
+from service.jobs.outage import DatabaseOutage, retry_delay
 from service.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ FLUSH_SECONDS = 0.25
 MAX_ERROR_CHARS = 500
 COMMIT_TRIES = 3
 COMMIT_RETRY_SECONDS = 0.5
+# How long a job's write is retried while the database is unavailable (a restart) before
+# the worker gives the job up; its lease then expires and the job resumes from its last
+# checkpoint, on this worker or another, once the database is back.
+OUTAGE_RETRY_SECONDS = 120.0
 # Two jobs of one model finishing at once on PostgreSQL can pick the same next version
 # number; the loser retries with the following one.
 REGISTER_TRIES = 3
@@ -47,7 +53,9 @@ class Heartbeat:
 
     With `reap`, it also runs that in a transaction of its own after each beat, so busy
     workers keep re-queueing the jobs of dead ones too; with `beat_worker`, it also calls
-    that after each beat, to refresh the worker's own row (which must not raise).
+    that after each beat, to refresh the worker's own row (which must not raise). Beats
+    that fail because the database is unavailable are reported to `outage`, which logs
+    the outage once, and tried again at the next beat.
     """
 
     def __init__(
@@ -59,10 +67,12 @@ class Heartbeat:
         lease_lost: threading.Event,
         reap: Reaper | None = None,
         beat_worker: Callable[[], None] | None = None,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
         self.interval = interval
+        self.outage = outage or DatabaseOutage(lease.worker_id)
         self.cancel_requested = cancel_requested
         self.lease_lost = lease_lost
         self.reap = reap
@@ -106,22 +116,33 @@ class Heartbeat:
                 )
                 self.lease_lost.set()
                 return
-            except SQLAlchemyError:
+            except SQLAlchemyError as error:
                 # The next beat may get through; the lease only expires after several misses.
-                log_event(
-                    log, "job.heartbeat_failed", level=logging.ERROR, exc_info=True, job_id=job_id
-                )
+                if not self.outage.failed(error, "heartbeat"):
+                    log_event(
+                        log,
+                        "job.heartbeat_failed",
+                        level=logging.ERROR,
+                        exc_info=True,
+                        job_id=job_id,
+                    )
                 continue
+            self.outage.succeeded()
             if self.beat_worker is not None:
                 self.beat_worker()
             if self.reap is not None:
                 try:
                     with self.session_factory.begin() as session:
                         self.reap(session)
-                except SQLAlchemyError:
-                    log_event(
-                        log, "worker.reap_failed", level=logging.ERROR, exc_info=True, job_id=job_id
-                    )
+                except SQLAlchemyError as error:
+                    if not self.outage.failed(error, "reap"):
+                        log_event(
+                            log,
+                            "worker.reap_failed",
+                            level=logging.ERROR,
+                            exc_info=True,
+                            job_id=job_id,
+                        )
 
 
 def _trainer(spec: RunSpec, run: RunInput) -> Trainer:
@@ -154,7 +175,8 @@ class JobRunner:
     owns the job this one stops without writing anything more. `stop`, a cancel and the
     wall-clock limit `time_limit_seconds` (0: none) are noticed between chunks of epochs
     (`Trainer.train_epochs`: ~20 ms, or one epoch where an epoch takes longer).
-    `reap` and `beat_worker` go to its `Heartbeat`.
+    `reap`, `beat_worker` and `outage` go to its `Heartbeat`; while the database is
+    unavailable its writes wait and retry (see `_transaction`), and so does training.
     """
 
     def __init__(
@@ -167,10 +189,12 @@ class JobRunner:
         time_limit_seconds: float = 0.0,
         reap: Reaper | None = None,
         beat_worker: Callable[[], None] | None = None,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
         self.job_id = lease.job_id
+        self.outage = outage or DatabaseOutage(lease.worker_id)
         self.stop = stop
         self.heartbeat_seconds = heartbeat_seconds
         self.time_limit_seconds = time_limit_seconds
@@ -194,6 +218,7 @@ class JobRunner:
             self.lease_lost,
             self.reap,
             self.beat_worker,
+            self.outage,
         )
         with heartbeat:
             try:
@@ -208,13 +233,17 @@ class JobRunner:
                     noticed_by="runner",
                 )
                 return None
-            except OperationalError:
-                # The lease expires and another worker resumes from the last checkpoint.
-                log_event(
-                    log, "job.abandoned", level=logging.ERROR, exc_info=True, job_id=self.job_id
-                )
-                return None
             except Exception as error:
+                if isinstance(error, OperationalError) or is_unavailable(error):
+                    # The lease expires and a worker resumes from the last checkpoint.
+                    log_event(
+                        log,
+                        "job.abandoned",
+                        level=logging.ERROR,
+                        exc_info=True,
+                        job_id=self.job_id,
+                    )
+                    return None
                 log_event(
                     log, "job.crashed", level=logging.ERROR, exc_info=True, job_id=self.job_id
                 )
@@ -292,12 +321,19 @@ class JobRunner:
 
     def _start(self) -> RunInput:
         """Check the lease, read the run's input and rewind the job to its checkpoint."""
-        with self.session_factory.begin() as session:
+
+        def read(session: Session) -> RunInput:
             if touch(session, self.lease):
                 self.cancel_requested.set()
-            run = start_run(session, self.job_id)
+            return start_run(session, self.job_id)
+
+        run = self._transaction("start", lambda: self._in_session(read))
         self.snapshot_epoch = run.resume_epoch
         return run
+
+    def _in_session(self, work: Callable[[Session], T]) -> T:
+        with self.session_factory.begin() as session:
+            return work(session)
 
     def _commit(
         self,
@@ -306,14 +342,38 @@ class JobRunner:
         weights: bytes | None = None,
         end: Callable[[Session], T],
     ) -> T:
-        """`_write`, retried on a fresh connection when the database connection fails (a
-        killed backend, a restart): the failed transaction rolled back whole and every
-        write in it is conditional on the lease, so repeating it is safe, and a dropped
-        connection does not cost the job an attempt."""
-        for commit_try in range(1, COMMIT_TRIES):
+        """`_write`, retried as `_transaction` says."""
+        return self._transaction("commit", lambda: self._write(snapshot_of, weights, end))
+
+    def _transaction(self, during: str, write: Callable[[], T]) -> T:
+        """`write()` (one transaction), retried on a fresh connection when the database
+        connection fails (a killed backend, a restart): the failed transaction rolled back
+        whole and every write in it is conditional on the lease, so repeating it is safe,
+        and a dropped connection does not cost the job an attempt.
+
+        While the database is unavailable (`is_unavailable`) it is tried again with
+        backoff, silently past the outage's one log line, until it gets through, the
+        worker is stopped or OUTAGE_RETRY_SECONDS passed; once through, the lease check
+        in it says whether the job is still this worker's (LeaseLost if it was reclaimed
+        meanwhile). Other operational errors are tried COMMIT_TRIES times."""
+        commit_try = 0
+        outage_tries = 0
+        outage_began: float | None = None
+        while True:
             try:
-                return self._write(snapshot_of, weights, end)
-            except OperationalError:
+                result = write()
+            except SQLAlchemyError as error:
+                if self.outage.failed(error, during):
+                    outage_began = outage_began or time.monotonic()
+                    waited = time.monotonic() - outage_began
+                    if self.stop.is_set() or waited >= OUTAGE_RETRY_SECONDS:
+                        raise
+                    outage_tries += 1
+                    self.stop.wait(retry_delay(outage_tries))
+                    continue
+                commit_try += 1
+                if not isinstance(error, OperationalError) or commit_try >= COMMIT_TRIES:
+                    raise
                 # `commit_try`, not `attempt`: that field is the lease's attempt.
                 log_event(
                     log,
@@ -323,7 +383,9 @@ class JobRunner:
                     commit_try=commit_try,
                 )
                 time.sleep(COMMIT_RETRY_SECONDS * commit_try)
-        return self._write(snapshot_of, weights, end)
+                continue
+            self.outage.succeeded()
+            return result
 
     def _write(
         self, snapshot_of: Trainer | None, weights: bytes | None, end: Callable[[Session], T]

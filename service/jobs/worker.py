@@ -27,6 +27,7 @@ from service.db.migrate import is_at_head
 from service.db.models import JobStatus
 from service.db.wakeups import WakePipe
 from service.db.workers import beat_worker, deregister_worker, reap_workers, register_worker
+from service.jobs.outage import DatabaseOutage, retry_delay
 from service.jobs.runner import JobRunner
 from service.logs import configure_logging, log_context, log_event
 
@@ -56,13 +57,15 @@ class JobNotifications:
 
     A dedicated autocommit connection outside SQLAlchemy's pool: LISTEN lasts as long as
     its session. A lost connection only means waiting out the poll interval again, and is
-    reopened on a later idle wait.
+    reopened on a later idle wait; while `outage` says the database is unavailable, failing
+    to reopen it is not logged again.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, outage: DatabaseOutage | None = None) -> None:
         self.url = make_url(database_url).set(drivername="postgresql")
         self.connection: psycopg.Connection[tuple[object, ...]] | None = None
         self.retry_at = 0.0
+        self.outage = outage
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Return once a job is announced, `stop` is set, or `timeout` seconds passed."""
@@ -94,7 +97,8 @@ class JobNotifications:
             )
             connection.execute(f"LISTEN {JOBS_CHANNEL}")
         except psycopg.Error as error:
-            log_event(log, "worker.listen_failed", level=logging.WARNING, error=str(error))
+            if self.outage is None or not self.outage.ongoing:
+                log_event(log, "worker.listen_failed", level=logging.WARNING, error=str(error))
             if connection is not None:
                 connection.close()
             self.retry_at = time.monotonic() + LISTEN_RETRY_SECONDS
@@ -120,18 +124,22 @@ class Worker:
     heartbeat (and current job) it refreshes every `heartbeat_seconds`, idle or busy, so
     the metrics see idle workers too. Writing that row is best effort: a failure is
     logged, and never stops a job.
+
+    While the database is unavailable (a restart) the worker keeps running: it logs that
+    once (`outage`), retries with backoff, and logs once more when the database is back.
     """
 
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
+        self.outage = DatabaseOutage(self.worker_id)
         self.engine = make_engine(
             settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
         self.session_factory = make_session_factory(self.engine)
         # Idle workers wait for a queued job's announcement, polling as a fallback.
         self.notifications: JobNotifications | WakePipe | None = (
-            JobNotifications(settings.database_url)
+            JobNotifications(settings.database_url, self.outage)
             if self.engine.dialect.name == "postgresql"
             else self._wake_pipe()
         )
@@ -230,7 +238,9 @@ class Worker:
         try:
             with self.session_factory.begin() as session:
                 write(session)
-        except SQLAlchemyError:
+        except SQLAlchemyError as error:
+            if self.outage.failed(error, action):
+                return  # best effort: rewritten at the next heartbeat (or reaped)
             log_event(
                 log,
                 f"worker.{action}_failed",
@@ -238,6 +248,8 @@ class Worker:
                 exc_info=True,
                 worker=self.worker_id,
             )
+        else:
+            self.outage.succeeded()
 
     def claim(self) -> Lease | None:
         """Reap if it is time, then claim the next due job, in one transaction."""
@@ -245,6 +257,7 @@ class Worker:
             if time.monotonic() >= self.next_reap:
                 self.reap(session)
             lease = claim_next(session, self.worker_id)
+        self.outage.succeeded()
         if lease is not None:
             log_event(
                 log,
@@ -266,6 +279,7 @@ class Worker:
             time_limit_seconds=self.settings.job_time_limit_seconds,
             reap=self.reap,
             beat_worker=functools.partial(self.beat, lease.job_id),
+            outage=self.outage,
         )
         with log_context(job_id=lease.job_id, attempt=lease.attempt, worker=self.worker_id):
             try:
@@ -279,12 +293,17 @@ class Worker:
             self._run(stop, until_idle)
 
     def _run(self, stop: threading.Event, until_idle: bool) -> None:
+        unavailable_tries = 0
         while not stop.is_set():
             try:
                 lease = self.claim()
-            except SQLAlchemyError:
+            except SQLAlchemyError as error:
                 if until_idle:
                     raise
+                if self.outage.failed(error, "claim"):
+                    unavailable_tries += 1
+                    stop.wait(retry_delay(unavailable_tries))
+                    continue
                 log_event(
                     log,
                     "worker.claim_failed",
@@ -293,6 +312,8 @@ class Worker:
                     worker=self.worker_id,
                 )
                 lease = None
+            else:
+                unavailable_tries = 0
             if lease is not None:
                 self.run_job(lease, stop)
                 continue

@@ -1,4 +1,5 @@
-"""SQLite engine settings that let several processes share one database file."""
+"""SQLite engine settings that let several processes share one database file, and which
+database errors mean the database is unavailable just now."""
 
 import multiprocessing
 import sqlite3
@@ -6,14 +7,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import DatasetRow, JobRow, make_engine, make_session_factory
+from service.db import DatasetRow, JobRow, is_unavailable, make_engine, make_session_factory
 from service.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from service.db.migrate import upgrade
 from service.jobs.worker import Worker
+from tests.helpers import free_port
 
 WORKERS = 4
 INCREMENTS_PER_WORKER = 25
@@ -140,3 +143,20 @@ def test_concurrent_processes_lose_no_update_and_never_see_locked(sqlite_url: st
             assert session.get_one(JobRow, job_id).attempts == WORKERS * INCREMENTS_PER_WORKER
     finally:
         engine.dispose()
+
+
+def test_a_postgres_server_that_does_not_answer_is_unavailable_not_an_error() -> None:
+    # Nothing listens on the port: what a client meets while the server restarts.
+    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    try:
+        with pytest.raises(OperationalError) as refused, engine.connect():
+            pass
+    finally:
+        engine.dispose()
+    assert is_unavailable(refused.value)
+
+
+def test_a_refused_statement_is_no_outage(db_engine: Engine) -> None:
+    with pytest.raises(DBAPIError) as refused, db_engine.connect() as connection:
+        connection.exec_driver_sql("SELECT * FROM no_such_table")
+    assert not is_unavailable(refused.value)
