@@ -356,6 +356,8 @@ class Faults:
     api_kills: int = 0
     database_restarts: Counter[str] = field(default_factory=Counter)
     database_modes: list[str] = field(default_factory=list)
+    api_downtimes: list[str] = field(default_factory=list)
+    unexpected_exits: list[str] = field(default_factory=list)
     database_down_seconds: float = 0.0
 
 
@@ -504,18 +506,38 @@ class Soak:
                     self.faults.worker_kills += 1
 
     def api_killer(self) -> None:
+        """Kill -9 API crash now and then and restart it; restart either API if it exits
+        by itself (which counts as an unexpected exit: nothing here asked for it)."""
         rng = random.Random(self.rng.random())
         assert self.supervisor is not None
-        while not self.stop.wait(rng.uniform(0.5, 1.5) * self.args.api_kill_every):
-            process = self.crash_api.process
-            if process is None or process.poll() is not None:
-                continue
-            window = self.timeline.begin(self.timeline.api_restarts)
-            process.kill()
-            process.wait()
-            self.faults.api_kills += 1
-            self.supervisor.start(self.crash_api, self.stop)
-            self.timeline.end(window)
+        next_kill = time.monotonic() + rng.uniform(0.5, 1.5) * self.args.api_kill_every
+        while not self.stop.wait(0.5):
+            for api in (self.long_api, self.crash_api):
+                assert api.process is not None
+                if api.process.poll() is not None:
+                    at = time.monotonic() - self.started
+                    self.faults.unexpected_exits.append(
+                        f"API {api.name} exited with {api.process.returncode} at {at:.0f} s"
+                    )
+                    self.restart(api, kill=False)
+            if time.monotonic() >= next_kill:
+                self.restart(self.crash_api, kill=True)
+                self.faults.api_kills += 1
+                next_kill = time.monotonic() + rng.uniform(0.5, 1.5) * self.args.api_kill_every
+
+    def restart(self, api: Api, kill: bool) -> None:
+        assert self.supervisor is not None and api.process is not None
+        window = self.timeline.begin(self.timeline.api_restarts)
+        if kill:
+            api.process.kill()
+        api.process.wait()
+        self.supervisor.start(api, self.stop)
+        self.timeline.end(window)
+        assert window.end is not None
+        self.faults.api_downtimes.append(
+            f"{window.start - self.started:.0f} s (answering again after "
+            f"{window.end - window.start:.1f} s)"
+        )
 
     def database_restarter(self) -> None:
         rng = random.Random(self.rng.random())
@@ -680,21 +702,26 @@ class Soak:
         lost = (checked - succeeded) | bad_history
         lost_states = Counter(jobs.get(job_id, {}).get("status", "missing") for job_id in lost)
 
+        # A request that got no answer from API crash while it was being restarted counts
+        # as the restart's, even if the database was down too; other failures overlapping
+        # a database outage (its grace window included) count as the outage's.
         in_outage: list[Failure] = []
         outside: list[Failure] = []
+        no_answer_restart: list[Failure] = []
         for failure in self.recorder.failures:
-            during = self.timeline.in_database_outage(failure.start, failure.end)
-            (in_outage if during else outside).append(failure)
+            if (
+                failure.status is None
+                and failure.target == self.crash_api.name
+                and self.timeline.in_api_restart(failure.start, failure.end)
+            ):
+                no_answer_restart.append(failure)
+            elif self.timeline.in_database_outage(failure.start, failure.end):
+                in_outage.append(failure)
+            else:
+                outside.append(failure)
         fivexx_in = [f for f in in_outage if f.status is not None]
         fivexx_out = [f for f in outside if f.status is not None]
-        no_answer_restart: list[Failure] = []
-        no_answer_other: list[Failure] = []
-        for failure in outside:
-            if failure.status is None:
-                restarting = failure.target == self.crash_api.name and (
-                    self.timeline.in_api_restart(failure.start, failure.end)
-                )
-                (no_answer_restart if restarting else no_answer_other).append(failure)
+        no_answer_other = [f for f in outside if f.status is None]
 
         print(f"## Soak: {args.database}, {args.minutes:g} min, seed {args.seed}")
         print()
@@ -704,12 +731,21 @@ class Soak:
             f"{min(self.loads.values()):.1f}-{max(self.loads.values()):.1f} (2 cores)"
         )
         restarts = self.faults.database_restarts
-        print(
-            f"- faults: {self.faults.worker_kills} worker kill -9 (respawned by serve), "
-            f"{self.faults.api_kills} API kill -9 (restarted by the script), "
+        database = (
             f"{sum(restarts.values())} PostgreSQL restarts ({restarts['fast']} fast, "
             f"{restarts['immediate']} immediate; down {self.faults.database_down_seconds:.0f} s "
             f"in all, grace {args.grace:g} s after each)"
+            if self.cluster is not None
+            else "no database restarts (SQLite)"
+        )
+        print(
+            f"- faults: {self.faults.worker_kills} worker kill -9 (respawned by serve), "
+            f"{self.faults.api_kills} API kill -9 (restarted by the script), {database}"
+        )
+        print(f"- API restarts at: {', '.join(self.faults.api_downtimes) or 'none'}")
+        print(
+            "- processes that exited by themselves: "
+            f"{'; '.join(self.faults.unexpected_exits) or 'none'}"
         )
         print()
         print(
@@ -831,7 +867,8 @@ class Soak:
                     "ERROR",
                     "CRITICAL",
                 ):
-                    events[f"{entry.get('level')} {entry.get('message')}"] += 1
+                    message = str(entry.get("message")).splitlines()[0]
+                    events[f"{entry.get('level')} {message}"] += 1
                     tracebacks += "Traceback" in str(entry.get("exc_info", "")) or bool(
                         entry.get("exc_info")
                     )
@@ -871,6 +908,7 @@ def scratch_dir() -> Iterator[Path]:
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
+        print("soak: every process stopped, temp dir removed", file=sys.stderr)
 
 
 def main() -> int:
@@ -902,11 +940,16 @@ def main() -> int:
     if args.database == "postgresql" and find_pg_bin() is None:
         parser.error("--database postgresql needs initdb and pg_ctl under /usr/lib/postgresql")
 
+    # Ctrl-C and SIGTERM alike stop everything (SIGINT is ignored in background jobs).
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     with scratch_dir() as workdir:
         soak = Soak(args, workdir)
         try:
             return soak.run()
+        except KeyboardInterrupt:
+            print("soak: interrupted", file=sys.stderr)
+            return 130
         finally:
             soak.close()
 
