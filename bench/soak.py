@@ -49,6 +49,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -263,14 +264,15 @@ def rss_mb(pid: int | None) -> float | None:
 
 
 def children(pid: int | None) -> list[int]:
+    """The process's children, whichever of its threads started them (`serve` respawns
+    workers from a watcher thread, and each thread lists only its own children)."""
     if pid is None:
         return []
-    try:
-        return [
-            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        ]
-    except OSError:
-        return []
+    pids = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        with suppress(OSError):
+            pids += [int(child) for child in listing.read_text().split()]
+    return pids
 
 
 class Supervisor:
@@ -778,6 +780,14 @@ class Soak:
             f"202; {len(succeeded)} succeeded, {len(lost)} lost "
             f"({dict(lost_states) or 'none'}; {len(bad_history)} with a history not 1..N)"
         )
+        finished = [jobs[job_id] for job_id in succeeded]
+        run_times = sorted(seconds_between(job, "started_at", "finished_at") for job in finished)
+        attempts = Counter(job["attempts"] for job in finished)
+        if run_times:
+            print(
+                f"  - succeeded jobs: started -> finished median {percentile(run_times, 50, 1)} "
+                f"s, max {run_times[-1]:.1f} s; by attempts: {dict(sorted(attempts.items()))}"
+            )
         statuses = Counter((f.kind, f.status) for f in fivexx_in + fivexx_out)
         print(
             f"- 5xx: {len(fivexx_in)} inside database outages, {len(fivexx_out)} outside "
@@ -811,6 +821,11 @@ class Soak:
             )
         errors = Counter(f.error for f in self.recorder.failures if f.status is None)
         print(f"- unanswered requests by error: {dict(errors) or 'none'}")
+        answered = self.recorder.answered_by
+        print(
+            f"- answered requests: API long {answered[self.long_api.name]}, "
+            f"API crash {answered[self.crash_api.name]}"
+        )
         growth, window_requests = self.rss_growth(traffic_ended)
         print(
             f"- RSS of API long: {growth:+.1f} MB from the end of warm-up "
@@ -884,11 +899,16 @@ class Soak:
             self.cluster.destroy()
 
 
-def percentile(values: list[float], q: float) -> str:
+def percentile(values: list[float], q: float, scale: float = 1000) -> str:
+    """The q-th percentile of sorted `values` (nearest rank), in ms by default."""
     if not values:
         return "-"
     index = min(len(values) - 1, round(q / 100 * (len(values) - 1)))
-    return f"{values[index] * 1000:.1f}"
+    return f"{values[index] * scale:.1f}"
+
+
+def seconds_between(job: dict[str, Any], start: str, end: str) -> float:
+    return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
 
 
 def mb(value: float | None) -> str:
