@@ -239,15 +239,20 @@ def upsert_snapshots(session: Session, snapshots: Sequence[SnapshotRow]) -> None
     (the same weights: early stopping restored them)."""
     if not snapshots:
         return
-    rows = [
-        {
+    # One row per epoch, as if written in turn (a diverged run rewrites the epoch whose
+    # weights it kept in the same flush): a multi-row INSERT may not touch a row twice.
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for snapshot in snapshots:
+        key = (snapshot.job_id, snapshot.epoch)
+        checkpoint = snapshot.checkpoint
+        if checkpoint is None and key in rows:
+            checkpoint = rows[key]["checkpoint"]
+        rows[key] = {
             "job_id": snapshot.job_id,
             "epoch": snapshot.epoch,
             "weights": snapshot.weights,
-            "checkpoint": snapshot.checkpoint,
+            "checkpoint": checkpoint,
         }
-        for snapshot in snapshots
-    ]
     on_postgresql = session.get_bind().dialect.name == "postgresql"
     statement = (postgresql.insert if on_postgresql else sqlite.insert)(SnapshotRow)
     statement = statement.on_conflict_do_update(
@@ -260,7 +265,7 @@ def upsert_snapshots(session: Session, snapshots: Sequence[SnapshotRow]) -> None
     )
     # One statement for all of them (executemany), not a read and a write per snapshot:
     # the notebook's job writes 50, which cost more than training it.
-    session.execute(statement, rows)
+    session.execute(statement, list(rows.values()))
 
 
 def epoch_metrics(session: Session, job_id: str, epoch: int) -> dict[str, float | None] | None:

@@ -30,12 +30,18 @@ def test_rewritten_snapshots_replace_the_stored_ones_and_keep_a_checkpoint(
         [snapshot(10, b"w10", b"c10"), snapshot(20, b"w20", b"c20"), snapshot(30, b"w30", b"c30")],
     )
     # A later attempt: epoch 10 again with its checkpoint, epoch 20's weights without one
-    # (early stopping restored them), epoch 25 as new.
+    # (early stopping restored them), epoch 25 twice in one flush (a divergence keeps the
+    # weights of the checkpoint epoch before it).
     record_progress(
         db_session,
         job_id,
         [],
-        [snapshot(10, b"w10'", b"c10'"), snapshot(20, b"w20'", None), snapshot(25, b"w25", None)],
+        [
+            snapshot(10, b"w10'", b"c10'"),
+            snapshot(20, b"w20'", None),
+            snapshot(25, b"w25", b"c25"),
+            snapshot(25, b"w25'", None),
+        ],
     )
     db_session.commit()
     db_session.expire_all()
@@ -46,7 +52,7 @@ def test_rewritten_snapshots_replace_the_stored_ones_and_keep_a_checkpoint(
     assert [(row.epoch, row.weights, row.checkpoint) for row in rows] == [
         (10, b"w10'", b"c10'"),
         (20, b"w20'", b"c20"),
-        (25, b"w25", None),
+        (25, b"w25'", b"c25"),
         (30, b"w30", b"c30"),
     ]
     assert all(row.created_at is not None for row in rows)
