@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
@@ -230,6 +231,41 @@ def upsert_history(session: Session, job_id: str, records: Sequence[EpochRecord]
     session.execute(
         upsert(session, HistoryRow, key=("job_id", "epoch"), replace=HISTORY_METRICS), rows
     )
+
+
+def upsert_snapshots(session: Session, snapshots: Sequence[SnapshotRow]) -> None:
+    """Write snapshots; one at an epoch written before (by an earlier attempt) is replaced,
+    except that a snapshot without a checkpoint keeps the checkpoint stored at its epoch
+    (the same weights: early stopping restored them)."""
+    if not snapshots:
+        return
+    # One row per epoch, as if written in turn (a diverged run rewrites the epoch whose
+    # weights it kept in the same flush): a multi-row INSERT may not touch a row twice.
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for snapshot in snapshots:
+        key = (snapshot.job_id, snapshot.epoch)
+        checkpoint = snapshot.checkpoint
+        if checkpoint is None and key in rows:
+            checkpoint = rows[key]["checkpoint"]
+        rows[key] = {
+            "job_id": snapshot.job_id,
+            "epoch": snapshot.epoch,
+            "weights": snapshot.weights,
+            "checkpoint": checkpoint,
+        }
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql.insert if on_postgresql else sqlite.insert)(SnapshotRow)
+    statement = statement.on_conflict_do_update(
+        index_elements=["job_id", "epoch"],
+        set_={
+            "weights": statement.excluded.weights,
+            "checkpoint": func.coalesce(statement.excluded.checkpoint, SnapshotRow.checkpoint),
+            "created_at": statement.excluded.created_at,
+        },
+    )
+    # One statement for all of them (executemany), not a read and a write per snapshot:
+    # the notebook's job writes 50, which cost more than training it.
+    session.execute(statement, list(rows.values()))
 
 
 def epoch_metrics(session: Session, job_id: str, epoch: int) -> dict[str, float | None] | None:

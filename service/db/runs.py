@@ -14,7 +14,7 @@ from service.core import EpochRecord
 from service.core.labels import Labels
 from service.db.clock import database_now
 from service.db.datasets import dataset_data
-from service.db.jobs import upsert_history
+from service.db.jobs import upsert_history, upsert_snapshots
 from service.db.models import DatasetRow, HistoryRow, JobRow, SnapshotRow
 from service.db.statements import update_row
 
@@ -88,9 +88,4 @@ def record_progress(
         last = records[-1]
         progress = {"epoch": last.epoch, "loss": last.loss, "val_loss": last.val_loss}
         update_row(session, JobRow, job_id, **progress)
-    for snapshot in snapshots:
-        stored = session.get(SnapshotRow, (snapshot.job_id, snapshot.epoch))
-        if snapshot.checkpoint is None and stored is not None:
-            stored.weights = snapshot.weights
-        else:
-            session.merge(snapshot)
+    upsert_snapshots(session, snapshots)

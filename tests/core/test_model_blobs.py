@@ -1,6 +1,10 @@
 """Model bytes: every model stored so far still loads and predicts bit for bit, and bytes
 that are no model are refused as bad input, not crashed on."""
 
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -90,3 +94,38 @@ def test_a_model_with_classes_and_names_survives_its_bytes() -> None:
         assert again.classes == classes
         assert [type(c) for c in again.classes] == [type(c) for c in classes]
         assert (again.loss, again.feature_names) == ("mse", ("a", "b"))
+
+
+def test_archives_are_npz_files_that_numpy_reads_back_value_for_value() -> None:
+    arrays = {
+        "flat": np.random.default_rng(0).standard_normal(9),
+        "empty": np.zeros(0),
+        "matrix": np.arange(12.0).reshape(3, 4),
+        "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "strided": np.arange(10.0)[::3],
+        "scalar": np.array(3, dtype=np.int64),
+        "bytes": np.arange(5, dtype=np.uint8),
+        "single": np.ones((2, 2), dtype=np.float32),
+        "big_endian": np.array([1.5], dtype=">f8"),
+        "text": np.array(["ab", "c"]),
+    }
+    blob = pack("checkpoint", {"epoch": 7}, arrays)
+
+    assert zipfile.ZipFile(io.BytesIO(blob)).testzip() is None
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        assert json.loads(archive["__meta__"].tobytes()) == {
+            "kind": "checkpoint",
+            "format": 1,
+            "epoch": 7,
+        }
+        for name, array in arrays.items():
+            read = archive[name]
+            assert (read.dtype, read.shape) == (array.dtype, array.shape), name
+            assert read.tobytes() == np.ascontiguousarray(array).tobytes(), name
+    # The same arrays give the same bytes (downloads are named by their hash).
+    assert pack("checkpoint", {"epoch": 7}, arrays) == blob
+
+
+def test_archives_refuse_object_arrays() -> None:
+    with pytest.raises(ValueError, match="allow_pickle"):
+        pack("checkpoint", {}, {"objects": np.array([{"a": 1}], dtype=object)})
