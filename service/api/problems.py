@@ -15,12 +15,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from service.api.responses import JSONResponse, ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
+from service.db.failures import is_storage_full, reason
 from service.errors import DomainError, FieldError
 from service.logs import context_value, log_event
 
@@ -42,6 +44,7 @@ TITLES = {
     500: "Internal server error",
     501: "Not implemented",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 
@@ -205,9 +208,34 @@ def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+def _database_problem(request: Request, error: Exception) -> JSONResponse:
+    """A database that refuses the write for want of space is 507 (RFC 4918), logged in
+    one line with the database's reason: the client may try again once an operator freed
+    space, and every request failing so is not a traceback each. Reads and predictions of
+    loaded models keep working meanwhile. Other database errors are unexpected (500)."""
+    if not is_storage_full(error):
+        return _unexpected_problem(request, error)
+    cause = reason(error)
+    log_event(
+        log,
+        "request.storage_full",
+        level=logging.ERROR,
+        method=request.method,
+        path=request.url.path,
+        reason=cause,
+    )
+    return answer(
+        request_path(request.scope),
+        507,
+        f"the database has no space left to store this ({cause}); "
+        "try again once space on its disk is freed",
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(DomainError, _domain_problem)
     app.add_exception_handler(SpecError, _spec_problem)
     app.add_exception_handler(HTTPException, _http_problem)
+    app.add_exception_handler(OperationalError, _database_problem)
     app.add_exception_handler(Exception, _unexpected_problem)
