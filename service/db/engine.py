@@ -9,16 +9,29 @@ from sqlalchemy.pool import ConnectionPoolEntry
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, *, sqlite_foreign_keys: bool = True, read_only: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    sqlite_foreign_keys: bool = True,
+    read_only: bool = False,
+    lock_timeout_seconds: float | None = None,
+) -> Engine:
     """Create an engine for `url`, configured so several processes can share the database.
 
     `sqlite_foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter
     it, and dropping the old copy with foreign keys on would cascade-delete child rows.
     `read_only=True` is for sessions that never write: on SQLite their transactions are
     deferred, so in WAL mode they read a snapshot without waiting for the write lock.
+    `lock_timeout_seconds` bounds, on PostgreSQL, how long a statement waits for a lock
+    held elsewhere before it fails (a worker's writes: see `service.jobs.runner`); SQLite
+    waits at most its busy timeout anyway.
     """
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        connect_args = {}
+        if lock_timeout_seconds is not None:
+            milliseconds = max(1, round(lock_timeout_seconds * 1000))
+            connect_args["options"] = f"-c lock_timeout={milliseconds}"
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
     # No cache of prepared statements: a cached statement keeps its last bound values, so
     # the INSERT of a 168 MB dataset held SQLite's copy of that blob in the API process
