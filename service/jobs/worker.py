@@ -130,11 +130,12 @@ class Worker:
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        # A statement waiting longer than a lease for a lock held elsewhere (PostgreSQL)
-        # fails, and the write is retried with its reason logged, instead of waiting
-        # silently forever (SQLite's busy timeout bounds its waits the same way).
+        # A statement waiting for a lock held elsewhere (PostgreSQL) fails once its job
+        # may count as stalled, and the write is retried or the job given up with the
+        # reason logged, instead of waiting silently forever (SQLite's busy timeout
+        # bounds its waits the same way). Not the lease: a claim may outwait that.
         self.engine = make_engine(
-            settings.database_url, lock_timeout_seconds=settings.lease_timeout_seconds
+            settings.database_url, lock_timeout_seconds=settings.stall_seconds
         )
         self.session_factory = make_session_factory(self.engine)
         # Idle workers wait for a queued job's announcement, polling as a fallback.
