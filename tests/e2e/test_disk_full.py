@@ -28,9 +28,11 @@ from tests.jobs.worker_helpers import flat_bytes, wait_for
 # Seconds a job's writes may fail before its worker gives it up: long enough for the test
 # to see the pause and free the space on a loaded machine, short enough to wait out.
 STALL_SECONDS = 6
-DISK_MB = 24
-# Freed once the second job filled the disk by itself: the space an operator frees.
-BALLAST_MB = 4
+DISK_MB = 48
+# Freed once the second job filled the disk by itself: the space an operator frees. More
+# than the WAL file holds: SQLite's first checkpoint after the space returns copies the
+# WAL's pages into the database file, which grows by as much.
+BALLAST_MB = 24
 SETTINGS = {
     "BACKPROP_STALL_SECONDS": str(STALL_SECONDS),
     "BACKPROP_HEARTBEAT_SECONDS": "0.2",
