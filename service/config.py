@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # On SIGTERM a worker checkpoints and hands its job back after the current epoch; if
     # that takes longer than this, it exits without writing and the job is resumed later.
     shutdown_grace_seconds: float = Field(20.0, ge=0, allow_inf_nan=False)
+    # A running job's lease is renewed only while it progresses: an epoch (or a chunk of
+    # them) trained, or its progress written, within this many seconds. A write that keeps
+    # failing (a full disk, a lock held elsewhere) is retried, each failure logged with its
+    # reason, for as long; then the worker gives the job up (see `leases.give_up`).
+    stall_seconds: float = Field(300.0, gt=0, allow_inf_nan=False)
     # A job running longer than this since it first started ends `failed`; 0 = no limit.
     job_time_limit_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
 

@@ -22,7 +22,7 @@ from starlette.routing import compile_path
 from service.api.responses import JSONResponse, ProblemResponse
 from service.api.schemas import Problem
 from service.core import SpecError
-from service.db import is_unavailable
+from service.db.failures import is_storage_full, is_unavailable, reason
 from service.errors import DomainError, FieldError
 from service.logs import context_value, log_event
 
@@ -48,6 +48,7 @@ TITLES = {
     500: "Internal server error",
     501: "Not implemented",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 
@@ -213,21 +214,37 @@ def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
 
 
 def _database_problem(request: Request, error: Exception) -> JSONResponse:
-    """503 with Retry-After when the database cannot be reached just now (see
-    `is_unavailable`); any other database error is unexpected (a 500)."""
+    """A database error a client can wait out, in one log line without a traceback (while
+    it lasts, every request that needs the database lands here):
+    - no space left for the write: 507 (RFC 4918); reads and predictions of loaded models
+      keep working, and the write can be tried again once an operator freed space;
+    - the database cannot be reached just now (see `is_unavailable`): 503 with Retry-After.
+    Any other database error is unexpected (a 500)."""
+    if is_storage_full(error):
+        cause = reason(error)
+        log_event(
+            log,
+            "request.storage_full",
+            level=logging.ERROR,
+            method=request.method,
+            path=request.url.path,
+            reason=cause,
+        )
+        return answer(
+            request_path(request.scope),
+            507,
+            f"the database has no space left to store this ({cause}); "
+            "try again once space on its disk is freed",
+        )
     if not is_unavailable(error):
         return _unexpected_problem(request, error)
-    # One line, no traceback: during an outage every request that needs the database
-    # lands here.
-    cause = getattr(error, "orig", None) or error
-    message = str(cause).strip().splitlines()
     log_event(
         log,
         "request.database_unavailable",
         level=logging.WARNING,
         method=request.method,
         path=request.url.path,
-        error=f"{type(cause).__name__}: {message[0] if message else ''}",
+        error=f"{type(getattr(error, 'orig', None) or error).__name__}: {reason(error)}",
     )
     response = answer(
         request_path(request.scope),

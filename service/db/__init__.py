@@ -1,7 +1,8 @@
 """Persistence: SQLAlchemy models, engine and session factory, Alembic migration helpers."""
 
 from service.db.base import Base, new_id, utc_now
-from service.db.engine import is_unavailable, make_engine, make_session_factory
+from service.db.engine import make_engine, make_session_factory
+from service.db.failures import is_unavailable
 from service.db.models import (
     DatasetRow,
     HistoryRow,

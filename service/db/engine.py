@@ -3,8 +3,7 @@
 import sqlite3
 from typing import Literal
 
-import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -15,30 +14,6 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # How long a request waits for a pooled connection before it is told the database is
 # unavailable (SQLAlchemy's default is 30 s).
 POOL_TIMEOUT_SECONDS = 10
-# PostgreSQL's SQLSTATEs for "cannot be reached just now": class 08 (connection
-# exception), 57P01-57P05 (the server shutting down, crashed, starting up, idle-session
-# timeout), 53300 (too many connections).
-UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """Whether `error` means the database cannot be reached just now (a server restart, a
-    lost connection, no connection free in the pool) rather than that it refused what was
-    asked: the same call can succeed once the database is back."""
-    if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
-        return True
-    if not isinstance(error, exc.DBAPIError):
-        return False
-    if error.connection_invalidated:
-        return True
-    cause = error.orig
-    if isinstance(cause, psycopg.InterfaceError):
-        return True
-    if isinstance(cause, psycopg.OperationalError):
-        # No SQLSTATE: the client found no server (refused, reset, closed, timed out).
-        return cause.sqlstate is None or cause.sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
-    return False
-
 
 SqliteSynchronous = Literal["normal", "full"]
 
@@ -49,6 +24,7 @@ def make_engine(
     sqlite_foreign_keys: bool = True,
     read_only: bool = False,
     sqlite_synchronous: SqliteSynchronous = "normal",
+    lock_timeout_seconds: float | None = None,
 ) -> Engine:
     """Create an engine for `url`, configured so several processes can share the database.
 
@@ -57,14 +33,20 @@ def make_engine(
     `read_only=True` is for sessions that never write: on SQLite their transactions are
     deferred, so in WAL mode they read a snapshot without waiting for the write lock.
     `sqlite_synchronous` is SQLite's `synchronous` level (`BACKPROP_SQLITE_SYNCHRONOUS`).
+    `lock_timeout_seconds` bounds, on PostgreSQL, how long a statement waits for a lock
+    held elsewhere before it fails (a worker's writes: see `service.jobs.runner`); SQLite
+    waits at most its busy timeout anyway.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # Pre-ping: a connection the server dropped (a restart) is replaced at checkout
         # instead of failing the first statement after the database is back.
-        connect_args = {}
+        connect_args: dict[str, object] = {}
         if "connect_timeout" not in parsed.query:
             connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        if lock_timeout_seconds is not None:
+            milliseconds = max(1, round(lock_timeout_seconds * 1000))
+            connect_args["options"] = f"-c lock_timeout={milliseconds}"
         return create_engine(
             url, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_SECONDS, connect_args=connect_args
         )

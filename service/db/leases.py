@@ -139,6 +139,39 @@ def hand_back(session: Session, lease: Lease, now: datetime | None = None) -> Jo
     return JobStatus.QUEUED
 
 
+def give_up(
+    session: Session,
+    lease: Lease,
+    error: str,
+    max_attempts: int,
+    retry_backoff_seconds: float,
+    now: datetime | None = None,
+) -> JobStatus:
+    """End the lease of a job whose worker cannot make progress (its writes kept failing),
+    as a reap would, without waiting for the lease to expire: the attempt stays counted,
+    so the job is queued again after the reap's backoff, or fails with `error` once it
+    used up `max_attempts`; a cancel asked meanwhile cancels it. Returns the new status."""
+    now = clock(session, now)
+    if touch(session, lease, now):
+        finish(session, lease, JobStatus.CANCELLED, now)
+        return JobStatus.CANCELLED
+    if lease.attempt >= max_attempts:
+        finish(session, lease, JobStatus.FAILED, now, error=error)
+        return JobStatus.FAILED
+    update_row(
+        session,
+        JobRow,
+        lease.job_id,
+        *_held(lease),
+        status=JobStatus.QUEUED,
+        lease_token=None,
+        heartbeat_at=None,
+        run_after=_retry_at(now, retry_backoff_seconds, max_attempts),
+    )
+    notify_job_queued(session, lease.job_id)
+    return JobStatus.QUEUED
+
+
 def finish(
     session: Session,
     lease: Lease,

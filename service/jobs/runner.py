@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core import EpochRecord, Model, RunSpec, SpecError, Trainer
 from service.core.labels import Labels
-from service.db import is_unavailable
+from service.db.failures import is_storage_full, is_unavailable, reason
 from service.db.jobs import epoch_metrics
-from service.db.leases import Lease, LeaseLost, finish, hand_back, touch
+from service.db.leases import Lease, LeaseLost, finish, give_up, hand_back, touch
 from service.db.models import JobStatus, SnapshotRow
 from service.db.registry import register_version
 from service.db.runs import RunInput, record_progress, start_run
@@ -28,12 +28,10 @@ log = logging.getLogger(__name__)
 # History is written at most this often, so a fast job costs a handful of transactions.
 FLUSH_SECONDS = 0.25
 MAX_ERROR_CHARS = 500
-COMMIT_TRIES = 3
-COMMIT_RETRY_SECONDS = 0.5
-# How long a job's write is retried while the database is unavailable (a restart) before
-# the worker gives the job up; its lease then expires and the job resumes from its last
-# checkpoint, on this worker or another, once the database is back.
-OUTAGE_RETRY_SECONDS = 120.0
+# A failed write is tried again after 0.25 s, then twice as long each time up to 4 s,
+# until the job went `stall_seconds` without progress.
+COMMIT_RETRY_SECONDS = 0.25
+COMMIT_RETRY_MAX_SECONDS = 4.0
 # Two jobs of one model finishing at once on PostgreSQL can pick the same next version
 # number; the loser retries with the following one.
 REGISTER_TRIES = 3
@@ -47,6 +45,36 @@ def still_running(session: Session) -> None:
     """The end of a transaction that only records progress: the job keeps running."""
 
 
+class Progress:
+    """When the run last moved: a chunk of epochs trained or a write committed. The
+    heartbeat renews the lease only while this is recent (liveness means progress)."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def mark(self) -> None:
+        self.at = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self.at
+
+
+class WriteStalled(Exception):
+    """The job's writes kept failing until it went `stall_seconds` without progress."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
+
+
+def _traceback_unless_database(error: BaseException) -> bool:
+    """Whether a failure's log line carries its traceback: not for the database's own
+    errors (a full disk, a lock, a lost connection), whose reason says it all and which
+    would otherwise flood the log with one traceback per try."""
+    return not isinstance(error, OperationalError)
+
+
 class Heartbeat:
     """A thread that refreshes the lease every `interval` seconds, in its own sessions,
     and sets `cancel_requested` or `lease_lost` when it notices either.
@@ -56,6 +84,11 @@ class Heartbeat:
     that after each beat, to refresh the worker's own row (which must not raise). Beats
     that fail because the database is unavailable are reported to `outage`, which logs
     the outage once, and tried again at the next beat.
+
+    The lease is renewed only while `progress` moved within `stall_seconds`: a run that
+    stopped moving (training wedged, a write blocked) lets its lease expire, logging
+    `job.stalled` once, so that a reap hands the job to another worker. Should the run
+    move again first, renewing resumes.
     """
 
     def __init__(
@@ -68,26 +101,36 @@ class Heartbeat:
         reap: Reaper | None = None,
         beat_worker: Callable[[], None] | None = None,
         outage: DatabaseOutage | None = None,
+        progress: Progress | None = None,
+        stall_seconds: float = math.inf,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
         self.interval = interval
         self.outage = outage or DatabaseOutage(lease.worker_id)
+        self.progress = progress or Progress()
+        self.stall_seconds = stall_seconds
         self.cancel_requested = cancel_requested
         self.lease_lost = lease_lost
         self.reap = reap
         self.beat_worker = beat_worker
         self._done = threading.Event()
-        # In a copy of the caller's context, so its log lines carry the job id too.
-        self._thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(self._beat,),
-            name=f"heartbeat-{lease.job_id}",
-            daemon=True,
-        )
+        # In copies of the caller's context, so their log lines carry the job id too. The
+        # stall is watched apart from the beats, which can block in the database as long
+        # as the runner's writes (SQLite's busy timeout, a lock wait).
+        self._threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(target,),
+                name=f"{name}-{lease.job_id}",
+                daemon=True,
+            )
+            for name, target in (("heartbeat", self._beat), ("stall-watch", self._watch))
+        ]
 
     def __enter__(self) -> "Heartbeat":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(
@@ -97,37 +140,37 @@ class Heartbeat:
         traceback: TracebackType | None,
     ) -> None:
         self._done.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
+
+    def _watch(self) -> None:
+        """Log `job.stalled` once each time the run goes `stall_seconds` without moving."""
+        stalled = False
+        while not self._done.wait(self.interval):
+            idle_seconds = self.progress.idle_seconds()
+            if idle_seconds <= self.stall_seconds:
+                stalled = False
+            elif not stalled:
+                stalled = True
+                log_event(
+                    log,
+                    "job.stalled",
+                    level=logging.WARNING,
+                    job_id=self.lease.job_id,
+                    idle_seconds=round(idle_seconds, 1),
+                    stall_seconds=self.stall_seconds,
+                )
 
     def _beat(self) -> None:
         job_id = self.lease.job_id
         while not self._done.wait(self.interval):
-            try:
-                with self.session_factory.begin() as session:
-                    if touch(session, self.lease):
-                        self.cancel_requested.set()
-            except LeaseLost:
-                log_event(
-                    log,
-                    "job.lease_lost",
-                    level=logging.WARNING,
-                    job_id=job_id,
-                    noticed_by="heartbeat",
-                )
-                self.lease_lost.set()
-                return
-            except SQLAlchemyError as error:
-                # The next beat may get through; the lease only expires after several misses.
-                if not self.outage.failed(error, "heartbeat"):
-                    log_event(
-                        log,
-                        "job.heartbeat_failed",
-                        level=logging.ERROR,
-                        exc_info=True,
-                        job_id=job_id,
-                    )
-                continue
-            self.outage.succeeded()
+            # A run that stopped moving gets no renewal: its lease expires.
+            if self.progress.idle_seconds() <= self.stall_seconds:
+                renewed = self._renew()
+                if self.lease_lost.is_set():
+                    return
+                if not renewed:
+                    continue
             if self.beat_worker is not None:
                 self.beat_worker()
             if self.reap is not None:
@@ -140,9 +183,42 @@ class Heartbeat:
                             log,
                             "worker.reap_failed",
                             level=logging.ERROR,
-                            exc_info=True,
+                            exc_info=_traceback_unless_database(error),
                             job_id=job_id,
+                            reason=reason(error),
                         )
+
+    def _renew(self) -> bool:
+        """Touch the lease; whether that got through (a lost lease sets `lease_lost`)."""
+        job_id = self.lease.job_id
+        try:
+            with self.session_factory.begin() as session:
+                if touch(session, self.lease):
+                    self.cancel_requested.set()
+        except LeaseLost:
+            log_event(
+                log,
+                "job.lease_lost",
+                level=logging.WARNING,
+                job_id=job_id,
+                noticed_by="heartbeat",
+            )
+            self.lease_lost.set()
+            return False
+        except SQLAlchemyError as error:
+            # The next beat may get through; the lease only expires after several misses.
+            if not self.outage.failed(error, "heartbeat"):
+                log_event(
+                    log,
+                    "job.heartbeat_failed",
+                    level=logging.ERROR,
+                    exc_info=_traceback_unless_database(error),
+                    job_id=job_id,
+                    reason=reason(error),
+                )
+            return False
+        self.outage.succeeded()
+        return True
 
 
 def _trainer(spec: RunSpec, run: RunInput) -> Trainer:
@@ -175,8 +251,14 @@ class JobRunner:
     owns the job this one stops without writing anything more. `stop`, a cancel and the
     wall-clock limit `time_limit_seconds` (0: none) are noticed between chunks of epochs
     (`Trainer.train_epochs`: ~20 ms, or one epoch where an epoch takes longer).
-    `reap`, `beat_worker` and `outage` go to its `Heartbeat`; while the database is
-    unavailable its writes wait and retry (see `_transaction`), and so does training.
+    `reap`, `beat_worker` and `outage` go to its `Heartbeat`.
+
+    A write that fails on the database (a full disk, a lock held elsewhere, a dropped
+    connection, a database unavailable just now) pauses training and is retried (see
+    `_retrying`) until the job went `stall_seconds` without progress; then the job is
+    given up as a reap would (`leases.give_up`: queued again with the attempt counted, or
+    failed with the reason after `max_attempts`), so it never stays `running` without
+    moving.
     """
 
     def __init__(
@@ -190,6 +272,9 @@ class JobRunner:
         reap: Reaper | None = None,
         beat_worker: Callable[[], None] | None = None,
         outage: DatabaseOutage | None = None,
+        stall_seconds: float = math.inf,
+        max_attempts: int = 1,
+        retry_backoff_seconds: float = 0.0,
     ) -> None:
         self.session_factory = session_factory
         self.lease = lease
@@ -200,6 +285,10 @@ class JobRunner:
         self.time_limit_seconds = time_limit_seconds
         self.reap = reap
         self.beat_worker = beat_worker
+        self.stall_seconds = stall_seconds
+        self.max_attempts = max_attempts
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.progress = Progress()
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.pending: list[EpochRecord] = []
@@ -219,6 +308,8 @@ class JobRunner:
             self.reap,
             self.beat_worker,
             self.outage,
+            self.progress,
+            self.stall_seconds,
         )
         with heartbeat:
             try:
@@ -233,6 +324,8 @@ class JobRunner:
                     noticed_by="runner",
                 )
                 return None
+            except WriteStalled as stalled:
+                return self._give_up(stalled)
             except Exception as error:
                 if isinstance(error, OperationalError) or is_unavailable(error):
                     # The lease expires and a worker resumes from the last checkpoint.
@@ -240,8 +333,8 @@ class JobRunner:
                         log,
                         "job.abandoned",
                         level=logging.ERROR,
-                        exc_info=True,
                         job_id=self.job_id,
+                        reason=reason(error),
                     )
                     return None
                 log_event(
@@ -286,6 +379,7 @@ class JobRunner:
             # never past the next checkpoint epoch.
             to_checkpoint = job.checkpoint_every - trainer.epoch % job.checkpoint_every
             self.pending += trainer.train_epochs(to_checkpoint).records()
+            self.progress.mark()
             if trainer.done:
                 break  # the final snapshot is written with the final state
             if trainer.epoch % job.checkpoint_every == 0:
@@ -322,18 +416,15 @@ class JobRunner:
     def _start(self) -> RunInput:
         """Check the lease, read the run's input and rewind the job to its checkpoint."""
 
-        def read(session: Session) -> RunInput:
-            if touch(session, self.lease):
-                self.cancel_requested.set()
-            return start_run(session, self.job_id)
+        def start() -> RunInput:
+            with self.session_factory.begin() as session:
+                if touch(session, self.lease):
+                    self.cancel_requested.set()
+                return start_run(session, self.job_id)
 
-        run = self._transaction("start", lambda: self._in_session(read))
+        run = self._retrying("start", start)
         self.snapshot_epoch = run.resume_epoch
         return run
-
-    def _in_session(self, work: Callable[[Session], T]) -> T:
-        with self.session_factory.begin() as session:
-            return work(session)
 
     def _commit(
         self,
@@ -342,50 +433,138 @@ class JobRunner:
         weights: bytes | None = None,
         end: Callable[[Session], T],
     ) -> T:
-        """`_write`, retried as `_transaction` says."""
-        return self._transaction("commit", lambda: self._write(snapshot_of, weights, end))
+        """`_write`, retried (see `_retrying`)."""
+        return self._retrying("commit", lambda: self._write(snapshot_of, weights, end))
 
-    def _transaction(self, during: str, write: Callable[[], T]) -> T:
-        """`write()` (one transaction), retried on a fresh connection when the database
-        connection fails (a killed backend, a restart): the failed transaction rolled back
-        whole and every write in it is conditional on the lease, so repeating it is safe,
-        and a dropped connection does not cost the job an attempt.
+    def _retrying(self, during: str, write: Callable[[], T]) -> T:
+        """`write()` (one transaction), tried again while it fails on the database, on a
+        fresh connection each time: the failed transaction rolled back whole and every
+        write in it is conditional on the lease, so repeating it is safe, and a passing
+        fault costs the job no attempt.
 
-        While the database is unavailable (`is_unavailable`) it is tried again with
-        backoff, silently past the outage's one log line, until it gets through, the
-        worker is stopped or OUTAGE_RETRY_SECONDS passed; once through, the lease check
-        in it says whether the job is still this worker's (LeaseLost if it was reclaimed
-        meanwhile). Other operational errors are tried COMMIT_TRIES times."""
+        While the database is unavailable (`is_unavailable`: a restart, a lost server) it
+        is retried with backoff, silently past the outage's one log line (`outage`); any
+        other operational error (a full disk, a lock held elsewhere) logs one line with
+        its reason per try. Once through, the lease check in it says whether the job is
+        still this worker's (LeaseLost if it was reclaimed meanwhile). A stopped worker
+        stops retrying an outage (the lease expires and the job resumes elsewhere); once
+        the job went `stall_seconds` without progress (the heartbeat no longer renews the
+        lease by then), raises WriteStalled."""
         commit_try = 0
         outage_tries = 0
-        outage_began: float | None = None
         while True:
             try:
                 result = write()
             except SQLAlchemyError as error:
-                if self.outage.failed(error, during):
-                    outage_began = outage_began or time.monotonic()
-                    waited = time.monotonic() - outage_began
-                    if self.stop.is_set() or waited >= OUTAGE_RETRY_SECONDS:
-                        raise
+                unavailable = self.outage.failed(error, during)
+                if not unavailable and not isinstance(error, OperationalError):
+                    raise
+                if unavailable and self.stop.is_set():
+                    raise
+                cause = reason(error)
+                idle_seconds = self.progress.idle_seconds()
+                if idle_seconds >= self.stall_seconds:
+                    raise WriteStalled(cause, idle_seconds) from error
+                if unavailable:
                     outage_tries += 1
-                    self.stop.wait(retry_delay(outage_tries))
+                    left = self.stall_seconds - idle_seconds
+                    self.stop.wait(min(retry_delay(outage_tries), left))
                     continue
                 commit_try += 1
-                if not isinstance(error, OperationalError) or commit_try >= COMMIT_TRIES:
-                    raise
+                delay = min(
+                    COMMIT_RETRY_SECONDS * 2 ** (commit_try - 1),
+                    COMMIT_RETRY_MAX_SECONDS,
+                    self.stall_seconds - idle_seconds,
+                )
                 # `commit_try`, not `attempt`: that field is the lease's attempt.
                 log_event(
                     log,
-                    "job.commit_retry",
+                    "job.write_retry",
                     level=logging.WARNING,
                     job_id=self.job_id,
                     commit_try=commit_try,
+                    reason=cause,
+                    storage_full=is_storage_full(error),
+                    retry_in_seconds=round(delay, 3),
                 )
-                time.sleep(COMMIT_RETRY_SECONDS * commit_try)
+                time.sleep(delay)
                 continue
             self.outage.succeeded()
+            self.progress.mark()
             return result
+
+    def _give_up(self, stalled: WriteStalled) -> JobStatus | None:
+        """End the lease of a job whose writes kept failing (see `leases.give_up`).
+
+        Where even that small write fails (a disk full to the last byte), it is tried
+        again, one line with the reason each time, until it lands, the lease turns out
+        lost (a reap took the job first) or the worker stops: whatever this worker could
+        do instead needs a write too, and so the job ends with the reason that stalled it
+        as soon as the database takes writes again.
+        """
+        error = (
+            f"could not write its progress to the database for {stalled.seconds:.0f} s "
+            f"(BACKPROP_STALL_SECONDS={self.stall_seconds:g}) on attempt {self.lease.attempt} "
+            f"of max_attempts={self.max_attempts}: {stalled.reason}"
+        )
+        give_up_try = 0
+        while True:
+            try:
+                with self.session_factory.begin() as session:
+                    status = give_up(
+                        session,
+                        self.lease,
+                        error[:MAX_ERROR_CHARS],
+                        self.max_attempts,
+                        self.retry_backoff_seconds,
+                    )
+                break
+            except LeaseLost:
+                log_event(
+                    log,
+                    "job.lease_lost",
+                    level=logging.WARNING,
+                    job_id=self.job_id,
+                    noticed_by="runner",
+                )
+                return None
+            except SQLAlchemyError as failure:
+                # An unavailable database is logged once, by `outage`.
+                unavailable = self.outage.failed(failure, "give_up")
+                if not unavailable and not isinstance(failure, OperationalError):
+                    raise
+                give_up_try += 1
+                delay = min(COMMIT_RETRY_SECONDS * 2 ** (give_up_try - 1), COMMIT_RETRY_MAX_SECONDS)
+                if not unavailable:
+                    log_event(
+                        log,
+                        "job.give_up_retry",
+                        level=logging.ERROR,
+                        job_id=self.job_id,
+                        commit_try=give_up_try,
+                        reason=reason(failure),
+                        retry_in_seconds=delay,
+                    )
+                if self.stop.wait(delay):
+                    # The lease expires and a reap ends the job, without this reason.
+                    log_event(
+                        log,
+                        "job.abandoned",
+                        level=logging.ERROR,
+                        job_id=self.job_id,
+                        reason=stalled.reason,
+                    )
+                    return None
+        log_event(
+            log,
+            "job.given_up",
+            level=logging.WARNING,
+            job_id=self.job_id,
+            outcome=status.value,
+            reason=stalled.reason,
+            stalled_seconds=round(stalled.seconds, 1),
+        )
+        return status
 
     def _write(
         self, snapshot_of: Trainer | None, weights: bytes | None, end: Callable[[Session], T]
@@ -479,7 +658,7 @@ class JobRunner:
             self.pending_snapshots.clear()
         try:
             self._commit(end=self._ending(JobStatus.FAILED, error=message[:MAX_ERROR_CHARS]))
-        except (LeaseLost, SQLAlchemyError):
+        except (LeaseLost, SQLAlchemyError, WriteStalled):
             log_event(
                 log, "job.fail_not_recorded", level=logging.ERROR, exc_info=True, job_id=self.job_id
             )

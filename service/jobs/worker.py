@@ -13,14 +13,15 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 
 import psycopg
-from sqlalchemy import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import event, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from service.config import Settings
 from service.core.compiled import warm_up
 from service.db import make_engine, make_session_factory
+from service.db.failures import reason
 from service.db.jobs import JOBS_CHANNEL
 from service.db.leases import Lease, Reaped, claim_next, reap
 from service.db.migrate import is_at_head
@@ -45,6 +46,10 @@ LISTEN_CONNECT_TIMEOUT_SECONDS = 5
 # (killed, or its machine lost) and is deleted by a reap. Generous, because a live worker
 # whose row was deleted only re-registers at its next heartbeat.
 STALE_WORKER_LEASE_TIMEOUTS = 10
+# After a claim failed on the database (a full disk, a lock), the next waits twice as
+# long each time, up to this: a database that takes no writes is not asked every poll,
+# nor logged about every poll.
+CLAIM_RETRY_MAX_SECONDS = 5.0
 
 
 def default_worker_id() -> str:
@@ -133,8 +138,14 @@ class Worker:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self.outage = DatabaseOutage(self.worker_id)
+        # A statement waiting for a lock held elsewhere (PostgreSQL) fails once its job
+        # may count as stalled, and the write is retried or the job given up with the
+        # reason logged, instead of waiting silently forever (SQLite's busy timeout
+        # bounds its waits the same way). Not the lease: a claim may outwait that.
         self.engine = make_engine(
-            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            lock_timeout_seconds=settings.stall_seconds,
         )
         self.session_factory = make_session_factory(self.engine)
         # Idle workers wait for a queued job's announcement, polling as a fallback.
@@ -183,6 +194,10 @@ class Worker:
             settings.retry_backoff_seconds,
         )
         stale_workers: list[str] = []
+        # Logged once the transaction commits: a reap whose commit fails moved nothing.
+        event.listen(
+            session, "after_commit", lambda _: self._log_reaped(reaped, stale_workers), once=True
+        )
         # In a savepoint: failing to tidy the workers table must not undo the jobs' reap.
         try:
             with session.begin_nested():
@@ -198,6 +213,9 @@ class Worker:
                 worker=self.worker_id,
             )
         self.next_reap = time.monotonic() + settings.heartbeat_seconds
+        return reaped
+
+    def _log_reaped(self, reaped: Reaped, stale_workers: list[str]) -> None:
         for worker_id in stale_workers:
             log_event(
                 log,
@@ -218,7 +236,6 @@ class Worker:
                     outcome=outcome,
                     worker=self.worker_id,
                 )
-        return reaped
 
     def beat(self, job_id: str | None) -> None:
         """Refresh this worker's row: heartbeat now, running `job_id` (None: idle).
@@ -241,12 +258,15 @@ class Worker:
         except SQLAlchemyError as error:
             if self.outage.failed(error, action):
                 return  # best effort: rewritten at the next heartbeat (or reaped)
+            # The database's own errors (a full disk, a lock, a lost connection) are one
+            # line with their reason, not a traceback every heartbeat.
             log_event(
                 log,
                 f"worker.{action}_failed",
                 level=logging.ERROR,
-                exc_info=True,
+                exc_info=not isinstance(error, OperationalError),
                 worker=self.worker_id,
+                reason=reason(error),
             )
         else:
             self.outage.succeeded()
@@ -280,6 +300,9 @@ class Worker:
             reap=self.reap,
             beat_worker=functools.partial(self.beat, lease.job_id),
             outage=self.outage,
+            stall_seconds=self.settings.stall_seconds,
+            max_attempts=self.settings.max_attempts,
+            retry_backoff_seconds=self.settings.retry_backoff_seconds,
         )
         with log_context(job_id=lease.job_id, attempt=lease.attempt, worker=self.worker_id):
             try:
@@ -294,9 +317,11 @@ class Worker:
 
     def _run(self, stop: threading.Event, until_idle: bool) -> None:
         unavailable_tries = 0
+        failed_claims = 0
         while not stop.is_set():
             try:
                 lease = self.claim()
+                failed_claims = 0
             except SQLAlchemyError as error:
                 if until_idle:
                     raise
@@ -308,9 +333,11 @@ class Worker:
                     log,
                     "worker.claim_failed",
                     level=logging.ERROR,
-                    exc_info=True,
+                    exc_info=not isinstance(error, OperationalError),
                     worker=self.worker_id,
+                    reason=reason(error),
                 )
+                failed_claims += 1
                 lease = None
             else:
                 unavailable_tries = 0
@@ -323,6 +350,9 @@ class Worker:
                 self.beat(None)
             # Jitter keeps several idle workers from polling in lockstep.
             interval = self.settings.poll_interval_seconds * random.uniform(0.5, 1.5)
+            if failed_claims:
+                backoff = self.settings.poll_interval_seconds * 2**failed_claims
+                interval = max(interval, min(backoff, CLAIM_RETRY_MAX_SECONDS))
             if self.notifications is not None:
                 self.notifications.wait(interval, stop)
             else:
