@@ -10,6 +10,7 @@ from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.failures import is_unavailable, reason
 from service.db.stats import job_stats, worker_stats
 from service.logs import log_event
 
@@ -105,8 +106,16 @@ class JobsCollector:
             with self.session_factory() as session:
                 stats = job_stats(session)
                 workers = worker_stats(session)
-        except SQLAlchemyError:
-            log_event(log, "metrics.database_failed", level=logging.WARNING, exc_info=True)
+        except SQLAlchemyError as error:
+            # An unavailable database is one line a scrape, with the driver's reason (the
+            # scrape itself says `backprop_database_up 0`); anything else keeps its traceback.
+            log_event(
+                log,
+                "metrics.database_failed",
+                level=logging.WARNING,
+                exc_info=not is_unavailable(error),
+                reason=reason(error),
+            )
             up.add_metric([], 0)
             yield up
             return
