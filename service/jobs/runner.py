@@ -75,6 +75,11 @@ def _traceback_unless_database(error: BaseException) -> bool:
     return not isinstance(error, OperationalError)
 
 
+def _log_lease_lost(job_id: str, noticed_by: str) -> None:
+    """The job is another worker's now: this one stops without writing anything more."""
+    log_event(log, "job.lease_lost", level=logging.WARNING, job_id=job_id, noticed_by=noticed_by)
+
+
 class Heartbeat:
     """A thread that refreshes the lease every `interval` seconds, in its own sessions,
     and sets `cancel_requested` or `lease_lost` when it notices either.
@@ -196,13 +201,7 @@ class Heartbeat:
                 if touch(session, self.lease):
                     self.cancel_requested.set()
         except LeaseLost:
-            log_event(
-                log,
-                "job.lease_lost",
-                level=logging.WARNING,
-                job_id=job_id,
-                noticed_by="heartbeat",
-            )
+            _log_lease_lost(job_id, noticed_by="heartbeat")
             self.lease_lost.set()
             return False
         except SQLAlchemyError as error:
@@ -316,13 +315,7 @@ class JobRunner:
                 status = self._run()
             except LeaseLost:
                 # Stopped without writing: the job is the new lease holder's.
-                log_event(
-                    log,
-                    "job.lease_lost",
-                    level=logging.WARNING,
-                    job_id=self.job_id,
-                    noticed_by="runner",
-                )
+                _log_lease_lost(self.job_id, noticed_by="runner")
                 return None
             except WriteStalled as stalled:
                 return self._give_up(stalled)
@@ -520,13 +513,7 @@ class JobRunner:
                     )
                 break
             except LeaseLost:
-                log_event(
-                    log,
-                    "job.lease_lost",
-                    level=logging.WARNING,
-                    job_id=self.job_id,
-                    noticed_by="runner",
-                )
+                _log_lease_lost(self.job_id, noticed_by="runner")
                 return None
             except SQLAlchemyError as failure:
                 # An unavailable database is logged once, by `outage`.
