@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.core import EpochRecord, RunSpec
@@ -253,15 +252,12 @@ def upsert_snapshots(session: Session, snapshots: Sequence[SnapshotRow]) -> None
             "weights": snapshot.weights,
             "checkpoint": checkpoint,
         }
-    on_postgresql = session.get_bind().dialect.name == "postgresql"
-    statement = (postgresql.insert if on_postgresql else sqlite.insert)(SnapshotRow)
-    statement = statement.on_conflict_do_update(
-        index_elements=["job_id", "epoch"],
-        set_={
-            "weights": statement.excluded.weights,
-            "checkpoint": func.coalesce(statement.excluded.checkpoint, SnapshotRow.checkpoint),
-            "created_at": statement.excluded.created_at,
-        },
+    statement = upsert(
+        session,
+        SnapshotRow,
+        key=("job_id", "epoch"),
+        replace=("weights", "created_at"),
+        keep_when_null=("checkpoint",),
     )
     # One statement for all of them (executemany), not a read and a write per snapshot:
     # the notebook's job writes 50, which cost more than training it.

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -35,10 +35,13 @@ def upsert(
     row_class: type[Base],
     key: Sequence[str],
     replace: Sequence[str],
+    *,
+    keep_when_null: Sequence[str] = (),
     **values: Any,
 ) -> Insert:
     """INSERT `values` (or, without them, rows given to `execute`); a row whose `key`
-    columns match an existing one replaces that one's `replace` columns instead.
+    columns match an existing one replaces that one's `replace` columns instead, and its
+    `keep_when_null` columns too, except where the new row has NULL there.
 
     Both databases have ON CONFLICT DO UPDATE, each in its own dialect's statement.
     """
@@ -46,7 +49,7 @@ def upsert(
     statement = (postgresql.insert if on_postgresql else sqlite.insert)(row_class)
     if values:
         statement = statement.values(**values)
-    return statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: statement.excluded[name] for name in replace},
-    )
+    replaced: dict[str, ColumnElement[Any]] = {name: statement.excluded[name] for name in replace}
+    for name in keep_when_null:
+        replaced[name] = func.coalesce(statement.excluded[name], getattr(row_class, name))
+    return statement.on_conflict_do_update(index_elements=list(key), set_=replaced)

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from service.db import is_unavailable
+from service.db.failures import is_unavailable, reason
 from service.logs import log_event
 
 log = logging.getLogger("service.jobs.worker")
@@ -52,14 +52,13 @@ class DatabaseOutage:
             if self._since is None:
                 self._since = time.monotonic()
                 cause = getattr(error, "orig", None) or error
-                message = str(cause).strip().splitlines()
                 log_event(
                     log,
                     "worker.database_unavailable",
                     level=logging.WARNING,
                     worker=self.worker_id,
                     during=during,
-                    error=f"{type(cause).__name__}: {message[0] if message else ''}",
+                    error=f"{type(cause).__name__}: {reason(error)}",
                 )
         return True
 
